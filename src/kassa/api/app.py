@@ -1,0 +1,86 @@
+"""The ASGI application: API, checkout pages, health, and (by default) the worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from kassa import __version__
+from kassa.api import errors
+from kassa.api.middleware import BodyGuardMiddleware, IdempotencyMiddleware, RequestLogMiddleware
+from kassa.api.routes_merchants import router as merchants_router
+from kassa.api.routes_orders import json_response
+from kassa.api.routes_orders import router as orders_router
+from kassa.api.routes_test import router as test_router
+from kassa.api.schemas import Health
+from kassa.checkout.routes import router as checkout_router
+from kassa.runtime import Runtime, change_feed
+from kassa.worker.runner import Worker
+
+log = logging.getLogger("kassa")
+
+DESCRIPTION = """Kassa's native API. Authenticate with `Authorization: Bearer <API key>`.
+Amounts are integers in the currency's minor units. Every POST accepts an `Idempotency-Key`.
+Errors have one shape: `{"error": {"type", "code", "message", "param"}}`."""
+
+
+def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        feed = change_feed(runtime)
+        feed.start()
+        worker_task = None
+        if run_worker:
+            worker = Worker(runtime)
+            _app.state.worker = worker
+            worker_task = asyncio.create_task(worker.run(), name="kassa-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await feed.stop()
+            await runtime.close()
+
+    app = FastAPI(
+        title="Kassa",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(orders_router)
+    api.include_router(merchants_router)
+    api.include_router(test_router)
+    app.include_router(api)
+    app.include_router(checkout_router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
+    async def healthz() -> Response:
+        return json_response({"status": "ok", "details": {"version": __version__}})
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"],
+             summary="The database is reachable")
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(runtime.db.ping(), 5)
+        except Exception as exc:
+            return json_response({"status": "unavailable", "details": {"database": type(exc).__name__}}, 503)
+        return json_response({"status": "ready", "details": {"database": "ok"}})
+
+    app.add_middleware(IdempotencyMiddleware, runtime=runtime)
+    app.add_middleware(BodyGuardMiddleware, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(RequestLogMiddleware, enabled=runtime.settings.access_log)
+    return app

@@ -1,0 +1,267 @@
+"""Pure ASGI middleware for the API: request logs, body limits and content types, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kassa.api.errors import error_bytes
+from kassa.db.tables import idempotency_keys
+from kassa.runtime import Runtime
+
+log = logging.getLogger("kassa.access")
+
+_GUARDED_PREFIXES = ("/api/",)
+_JSON_TYPES = ("application/json",)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send_error(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _replay_receive(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class RequestLogMiddleware:
+    """One structured line per request; never headers, bodies or query strings (they may hold secrets)."""
+
+    def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
+        self.app = app
+        self.enabled = enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.enabled:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or secrets.token_hex(8)
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id[:64].encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                        "request_id": request_id[:64],
+                    }
+                )
+            )
+
+
+class BodyGuardMiddleware:
+    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies on the API."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE")
+            or not scope["path"].startswith(_GUARDED_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        too_big = error_bytes(
+            413, f"the request body is larger than {self.max_bytes} bytes", code="body_too_large"
+        )
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_error(send, 413, too_big, [(b"connection", b"close")])
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_error(send, 413, too_big, [(b"connection", b"close")])
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body:
+            ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+                await _send_error(
+                    send,
+                    415,
+                    error_bytes(
+                        415,
+                        "send the request body as JSON with 'Content-Type: application/json'",
+                        code="unsupported_media_type",
+                        param="Content-Type",
+                    ),
+                )
+                return
+        await self.app(scope, _replay_receive(body), send)
+
+
+class IdempotencyMiddleware:
+    """`Idempotency-Key` on POST: the first answer is stored per credential for the TTL and replayed;
+    the same key with a different request is a 422, and a key whose first request is still running
+    is a 409. Server errors are not stored, so the client may retry them."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = None
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/api/v1/"):
+            key = _header(scope, b"idempotency-key")
+        auth = _header(scope, b"authorization") if key is not None else None
+        if key is None or not auth:
+            await self.app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            await _send_error(
+                send, 400,
+                error_bytes(400, "Idempotency-Key must be 1 to 255 printable characters",
+                            code="parameter_invalid", param="Idempotency-Key"),
+            )
+            return
+        message = await receive()
+        body = message.get("body", b"")
+        credential = hashlib.sha256(auth.encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
+        db, now = self.runtime.db, self.runtime.clock.now()
+        ttl = timedelta(hours=self.runtime.settings.idempotency_ttl_hours)
+        claimed = False
+        for _ in range(2):
+            try:
+                async with db.transaction() as tx:
+                    await tx.conn.execute(
+                        insert(idempotency_keys).values(
+                            scope=credential, key=key, request_hash=fingerprint, created_at=now
+                        )
+                    )
+                claimed = True
+                break
+            except IntegrityError:
+                async with db.read() as conn:
+                    row = (
+                        await conn.execute(
+                            select(idempotency_keys).where(
+                                idempotency_keys.c.scope == credential, idempotency_keys.c.key == key
+                            )
+                        )
+                    ).first()
+                if row is None:
+                    continue
+                if row.created_at < now - ttl:
+                    async with db.transaction() as tx:
+                        await tx.conn.execute(delete(idempotency_keys).where(idempotency_keys.c.pk == row.pk))
+                    continue
+                if row.request_hash != fingerprint:
+                    await _send_error(
+                        send, 422,
+                        error_bytes(
+                            422,
+                            "this Idempotency-Key was already used with a different request",
+                            code="idempotency_key_reused", param="Idempotency-Key", type="idempotency_error",
+                        ),
+                    )
+                    return
+                if row.status_code is None:
+                    await _send_error(
+                        send, 409,
+                        error_bytes(
+                            409, "a request with this Idempotency-Key is still in progress; retry later",
+                            code="idempotency_key_in_use", param="Idempotency-Key", type="idempotency_error",
+                        ),
+                    )
+                    return
+                stored = (row.body or "").encode()
+                await send({
+                    "type": "http.response.start",
+                    "status": row.status_code,
+                    "headers": [
+                        (b"content-type", (row.content_type or "application/json").encode()),
+                        (b"content-length", str(len(stored)).encode()),
+                        (b"idempotent-replayed", b"true"),
+                    ],
+                })
+                await send({"type": "http.response.body", "body": stored})
+                return
+        if not claimed:
+            await self.app(scope, _replay_receive(body), send)
+            return
+
+        status = 500
+        content_type = "application/json"
+        parts: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for k, v in message.get("headers", []):
+                    if k.lower() == b"content-type":
+                        content_type = v.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_receive(body), capture)
+        finally:
+            values: dict[str, Any] = {}
+            keep = status < 500 and status not in (401, 429)
+            async with db.transaction() as tx:
+                where = (idempotency_keys.c.scope == credential) & (idempotency_keys.c.key == key)
+                if keep:
+                    values = {"status_code": status, "content_type": content_type[:100],
+                              "body": b"".join(parts).decode("utf-8", "replace")}
+                    await tx.conn.execute(update(idempotency_keys).where(where).values(**values))
+                else:
+                    await tx.conn.execute(delete(idempotency_keys).where(where))

@@ -1,0 +1,259 @@
+"""Wire shapes of the native API. Requests are strict: unknown fields are refused."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+
+from kassa.domain.currencies import get_currency
+
+MinorUnits = Annotated[int, Strict(), Field(ge=0, lt=2**256, description="An amount in minor units.")]
+PositiveMinorUnits = Annotated[int, Strict(), Field(gt=0, lt=2**256)]
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, Field(min_length=8, max_length=2000), AfterValidator(_http_url)]
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+def _currency(value: str) -> str:
+    get_currency(value)  # UnknownCurrency is a ValueError: becomes a 400 on `currency`
+    return value.upper()
+
+
+CurrencyCode = Annotated[str, Field(min_length=3, max_length=5, examples=["USD"]), AfterValidator(_currency)]
+
+
+class Strict_(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CartLineIn(Strict_):
+    name: str = Field(min_length=1, max_length=500)
+    price: MinorUnits
+    quantity: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 1
+    image: HttpUrl | None = None
+
+
+class OrderCreate(Strict_):
+    """Give `amount` and `currency`, or a `cart` (whose total becomes the amount) and `currency`."""
+
+    amount: PositiveMinorUnits | None = None
+    currency: CurrencyCode
+    cart: list[CartLineIn] | None = Field(default=None, max_length=100)
+    order_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    description: str | None = Field(default=None, max_length=1000)
+    email: Email | None = None
+    confirmations: Annotated[int, Strict(), Field(ge=0, le=1000)] | None = None
+    expires_in: Annotated[int, Strict(), Field(ge=1, le=30 * 86400)] | None = None
+    success_url: HttpUrl | None = None
+    cancel_url: HttpUrl | None = None
+    callback_url: HttpUrl | None = None
+    fulfillment_url: HttpUrl | None = None
+    session_id: str | None = Field(default=None, min_length=1, max_length=200)
+    payment_methods: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+        default=None, max_length=20
+    )
+    metadata: dict[Annotated[str, Field(max_length=40)], Any] = Field(default_factory=dict, max_length=50)
+
+
+class MethodChoice(Strict_):
+    method: str = Field(min_length=1, max_length=40)
+
+
+class TestPaymentCreate(Strict_):
+    order: str = Field(min_length=1, max_length=200, description="The order's Kassa id or your order_id.")
+    amount: PositiveMinorUnits
+
+
+class TestBlocksCreate(Strict_):
+    count: Annotated[int, Strict(), Field(ge=1, le=10_000)] = 1
+
+
+class MerchantSettings(Strict_):
+    email: Email | None = None
+    default_confirmations: Annotated[int, Strict(), Field(ge=0, le=1000)] | None = None
+    invoice_lifetime: Annotated[int, Strict(), Field(ge=60, le=30 * 86400)] | None = None
+    payment_tolerance_bps: Annotated[int, Strict(), Field(ge=0, le=10_000)] | None = None
+    monitoring_window: Annotated[int, Strict(), Field(ge=60, le=90 * 86400)] | None = None
+    late_payment_policy: Literal["accept", "refund"] | None = None
+    callback_url: HttpUrl | None = None
+
+
+class MerchantCreate(MerchantSettings):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class MerchantUpdate(MerchantSettings):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    rails: dict[Annotated[str, Field(max_length=40)], bool] | None = Field(
+        default=None, description="Turn rails on or off, e.g. {\"test\": false}."
+    )
+
+
+class ApiKeyCreate(Strict_):
+    scopes: list[str] | None = Field(default=None, max_length=20)
+    name: str | None = Field(default=None, max_length=200)
+
+
+# ----- responses (documented in OpenAPI; the views in services/views.py produce them) --------
+
+
+class ErrorBody(BaseModel):
+    type: str
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class QuoteOut(BaseModel):
+    method: str
+    rail: str
+    currency: str
+    amount: int
+    rate: str
+    address: str | None
+    payment_uri: str | None
+    expires_at: str
+
+
+class PaymentOut(BaseModel):
+    id: str
+    object: Literal["payment"]
+    order: str
+    rail: str
+    method: str
+    amount: int
+    currency: str
+    reference: str
+    confirmations: int
+    status: Literal["pending", "confirmed", "rejected"]
+    late: bool
+    test: bool
+    seen_at: str
+    confirmed_at: str | None
+    rejected_at: str | None
+
+
+class CartLineOut(BaseModel):
+    name: str
+    price: int
+    quantity: int
+    image: str | None
+
+
+class OrderOut(BaseModel):
+    id: str
+    object: Literal["order"]
+    order_id: str | None
+    status: Literal["open", "processing", "paid", "expired", "canceled", "invalid"]
+    exception: Literal["underpaid", "overpaid", "paid_late"] | None
+    amount: int
+    currency: str
+    cart: list[CartLineOut] | None
+    description: str | None
+    email: str | None
+    confirmations: int
+    expires_at: str
+    timer_paused: bool
+    checkout_url: str
+    success_url: str | None
+    cancel_url: str | None
+    callback_url: str | None
+    fulfillment_url: str | None
+    session_id: str | None
+    metadata: dict[str, Any]
+    method: str | None
+    payment_methods: list[QuoteOut]
+    payment_currency: str | None
+    amount_due: int | None
+    amount_received: int
+    amount_confirmed: int
+    amount_refunded: int
+    payments: list[PaymentOut]
+    test: bool
+    version: int = Field(description="Bumps on every change; the ETag is built from it.")
+    created_at: str
+    updated_at: str
+    paid_at: str | None
+    closed_at: str | None
+
+
+class OrderList(BaseModel):
+    object: Literal["list"]
+    data: list[OrderOut]
+    has_more: bool
+
+
+class TestPaymentOut(BaseModel):
+    payment: PaymentOut
+    order: OrderOut
+
+
+class TestBlocksOut(BaseModel):
+    object: Literal["test_blocks"]
+    count: int
+    payments_updated: int
+
+
+class RailSwitch(BaseModel):
+    rail: str
+    enabled: bool
+
+
+class MerchantOut(BaseModel):
+    id: str
+    object: Literal["merchant"]
+    name: str
+    email: str | None
+    default_confirmations: int
+    invoice_lifetime: int
+    payment_tolerance_bps: int
+    monitoring_window: int
+    late_payment_policy: Literal["accept", "refund"]
+    callback_url: str | None
+    rails: list[RailSwitch]
+    created_at: str
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    object: Literal["api_key"]
+    secret: str | None = Field(default=None, description="Shown once, on creation.")
+    prefix: str | None = None
+    scopes: list[str]
+    merchant: str | None = None
+    created_at: str
+    revoked_at: str | None = None
+
+
+class MerchantCreated(BaseModel):
+    merchant: MerchantOut
+    api_key: ApiKeyOut
+
+
+class MerchantList(BaseModel):
+    object: Literal["list"]
+    data: list[MerchantOut]
+    has_more: bool
+
+
+class ApiKeyList(BaseModel):
+    object: Literal["list"]
+    data: list[ApiKeyOut]
+    has_more: bool
+
+
+class Health(BaseModel):
+    status: str
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The hosted checkout page (`/pay/{order id}`): server-rendered, works without JavaScript."""

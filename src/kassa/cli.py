@@ -1,0 +1,257 @@
+"""The `kassa` command line: serve, worker, migrate, merchants, keys, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kassa.config import ConfigError, Settings, load_settings
+from kassa.errors import KassaError
+from kassa.logs import configure_logging
+from kassa.runtime import Runtime, build_runtime
+
+app = typer.Typer(help="Kassa, a self-hosted payment gateway.", no_args_is_help=True)
+merchants_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(merchants_app, name="merchants")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def main() -> T:
+        runtime = build_runtime(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except KassaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _migrate(settings: Settings) -> None:
+    from kassa.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done by `kassa serve`)."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the worker in-process.")] = False,
+) -> None:
+    """Migrate the database, then serve the API, checkout pages and (unless --no-worker) the worker."""
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _migrate(settings)
+    if no_worker:
+        os.environ["KASSA_RUN_WORKER"] = "false"
+    uvicorn.run(
+        "kassa.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background worker (expiry, monitoring windows, rail watchers)."""
+    from kassa.worker.runner import Worker
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _migrate(settings)
+
+    async def main(runtime: Runtime) -> None:
+        await Worker(runtime).run()
+
+    try:
+        _run(main)
+    except KeyboardInterrupt:
+        pass
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+@merchants_app.command("create")
+def merchants_create(
+    name: Annotated[str, typer.Option(help="The merchant's display name.")],
+    email: Annotated[str | None, typer.Option(help="Where merchant notices go.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a merchant and print its id and a new API key (shown once)."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        merchant = await rt.merchants.create(name, email=email)
+        key = await rt.keys.create(merchant.id)
+        return {"merchant": merchant.public(), "api_key": key.public()}
+
+    out = _run(work)
+    _emit(out, as_json, f"merchant {out['merchant']['id']}\napi key  {out['api_key']['secret']}  (shown once)")
+
+
+@merchants_app.command("list")
+def merchants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List merchants."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        return [m.public() for m in await rt.merchants.list()]
+
+    rows = _run(work)
+    text = "\n".join(
+        f"{m['id']}  {m['name']}  rails: {', '.join(r['rail'] for r in m['rails'] if r['enabled']) or '-'}"
+        for m in rows
+    )
+    _emit(rows, as_json, text or "no merchants")
+
+
+@merchants_app.command("update")
+def merchants_update(
+    merchant: Annotated[str, typer.Argument(help="Merchant id (mch_...).")],
+    name: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    enable_rail: Annotated[list[str] | None, typer.Option("--enable-rail", help="Turn a rail on.")] = None,
+    disable_rail: Annotated[list[str] | None, typer.Option("--disable-rail", help="Turn a rail off.")] = None,
+    confirmations: Annotated[int | None, typer.Option(min=0, max=1000, help="Default confirmations.")] = None,
+    invoice_lifetime: Annotated[int | None, typer.Option(min=60, help="Seconds to pay.")] = None,
+    tolerance_bps: Annotated[int | None, typer.Option(min=0, max=10_000, help="Payment tolerance.")] = None,
+    late_payment_policy: Annotated[str | None, typer.Option(help="accept or refund.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Change a merchant's settings; turn rails on or off."""
+    settings = {
+        k: v
+        for k, v in {
+            "name": name,
+            "email": email,
+            "default_confirmations": confirmations,
+            "invoice_lifetime": invoice_lifetime,
+            "payment_tolerance_bps": tolerance_bps,
+            "late_payment_policy": late_payment_policy,
+        }.items()
+        if v is not None
+    }
+    rails = {r: True for r in enable_rail or []} | {r: False for r in disable_rail or []}
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return (await rt.merchants.update(merchant, settings, rails)).public()
+
+    out = _run(work)
+    on = ", ".join(r["rail"] for r in out["rails"] if r["enabled"]) or "-"
+    _emit(out, as_json, f"merchant {out['id']} updated; rails on: {on}")
+
+
+@keys_app.command("create")
+def keys_create(
+    merchant: Annotated[str | None, typer.Option(help="Merchant id; omit with --admin.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Create an admin credential.")] = False,
+    scopes: Annotated[list[str] | None, typer.Option("--scopes", help="Repeat for each scope.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create an API key (printed once)."""
+    if admin == (merchant is not None):
+        typer.echo("error: give exactly one of --merchant ID or --admin", err=True)
+        raise typer.Exit(2)
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return (await rt.keys.create(merchant, scopes)).public()
+
+    out = _run(work)
+    _emit(out, as_json, f"{out['id']}  {out['secret']}  scopes: {' '.join(out['scopes'])}  (shown once)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id (key_...).")]) -> None:
+    """Revoke an API key at once."""
+
+    async def work(rt: Runtime) -> None:
+        await rt.keys.revoke(key)
+
+    _run(work)
+    typer.echo(f"{key} revoked")
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ensure a demo merchant with the test rail and print a fresh API key and a sample request."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        found = [m for m in await rt.merchants.list() if m.name == "Demo Shop"]
+        merchant = found[0] if found else await rt.merchants.create("Demo Shop")
+        if "test" not in merchant.enabled_rails:
+            merchant = await rt.merchants.update(merchant.id, {}, {"test": True})
+        for key in await rt.keys.list(merchant.id):
+            if key["revoked_at"] is None:
+                await rt.keys.revoke(key["id"])
+        key = await rt.keys.create(merchant.id)
+        return {"merchant": merchant.public(), "api_key": key.public()}
+
+    out = _run(work)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    base = settings.base_url
+    secret = out["api_key"]["secret"]
+    typer.echo(
+        f"""
+Demo merchant: {out["merchant"]["id"]} (Demo Shop, test rail on)
+API key:       {secret}
+API docs:      {base}/docs
+Create an order:
+  curl -s {base}/api/v1/orders -H 'Authorization: Bearer {secret}' \\
+       -H 'Content-Type: application/json' -d '{{"amount": 1050, "currency": "USD"}}'
+Then open its checkout_url in a browser and pay with the test buttons.
+"""
+    )
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,121 @@
+"""Settings from environment variables (`KASSA_*`) and an optional TOML file (`KASSA_CONFIG`).
+
+Environment variables win over the file. Bad values fail at start with a message naming the
+setting, never later.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KASSA_", extra="forbid", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./kassa.db"
+    secret_key: str | None = Field(default=None, repr=False)
+    secret_key_file: Path = Path("kassa-secret.key")
+    base_url: str = "http://127.0.0.1:8000"
+    admin_token: str | None = Field(default=None, repr=False)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    run_worker: bool = True  # run the worker inside `kassa serve`
+    worker_interval: float = Field(default=1.0, gt=0, le=60)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    long_poll_max_ms: int = Field(default=120_000, ge=0, le=600_000)
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Defaults for new merchants.
+    default_invoice_lifetime: int = Field(default=900, ge=60, le=30 * 86400)
+    default_confirmations: int = Field(default=1, ge=0, le=1000)
+    default_monitoring_window: int = Field(default=86400, ge=60)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(e.g. postgresql+asyncpg://user:pass@127.0.0.1:5432/kassa)"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://pay.example.com")
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    def resolved_secret_key(self) -> str:
+        """The server key; created once in `secret_key_file` (mode 0600) when not configured."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.secret_key_file
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by KASSA_CONFIG: top-level keys are setting names without the prefix."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        name = os.environ.get("KASSA_CONFIG")
+        if not name:
+            return {}
+        path = Path(name)
+        try:
+            return tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"KASSA_CONFIG: no such file {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"KASSA_CONFIG: {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"KASSA_{name.upper()}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

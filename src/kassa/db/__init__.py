@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, column types, the database handle and migrations."""

@@ -1,0 +1,91 @@
+"""The database handle: one async engine, short transactions, and change notification.
+
+SQLite serializes writers: every transaction starts with `BEGIN IMMEDIATE`, so two writers never
+interleave a read-then-write (PostgreSQL gets the same guarantee from `SELECT ... FOR UPDATE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+class Tx:
+    """An open transaction plus what to announce once it commits."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.changed_orders: set[str] = set()
+
+    def order_changed(self, order_id: str) -> None:
+        self.changed_orders.add(order_id)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo}
+        if url.startswith("postgresql"):
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        self.on_commit: list[Callable[[set[str]], None]] = []
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                tx = Tx(conn)
+                yield tx
+                if tx.changed_orders and self.is_postgres:
+                    for order_id in sorted(tx.changed_orders):
+                        await conn.execute(
+                            text("SELECT pg_notify('kassa_orders', :id)"), {"id": order_id}
+                        )
+            if tx.changed_orders:
+                for callback in self.on_commit:
+                    callback(tx.changed_orders)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A short read-only connection (no write lock on SQLite)."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(kassa_read_only=True)
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get("kassa_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -1,0 +1,203 @@
+"""The schema. Public ids are prefixed random strings; `pk` is internal and orders pagination."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from kassa.db.types import Amount, PrimaryKey, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _pk() -> Column[int]:
+    return Column("pk", PrimaryKey, primary_key=True, autoincrement=True)
+
+
+merchants = Table(
+    "merchants",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("default_confirmations", Integer, nullable=False),
+    Column("invoice_lifetime", Integer, nullable=False),  # seconds
+    Column("payment_tolerance_bps", Integer, nullable=False),
+    Column("monitoring_window", Integer, nullable=False),  # seconds
+    Column("late_payment_policy", String(20), nullable=False),
+    Column("callback_url", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    _pk(),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("secrets", Text),  # encrypted with the server key
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "rail", name="uq_payment_methods_merchant_rail"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE")),  # NULL: admin key
+    Column("name", String(200)),
+    Column("prefix", String(24), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("merchant_order_id", String(200)),
+    Column("request_hash", String(64), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("cart", JSON),
+    Column("description", Text),
+    Column("email", String(320)),
+    Column("confirmations", Integer, nullable=False),
+    Column("success_url", Text),
+    Column("cancel_url", Text),
+    Column("callback_url", Text),
+    Column("fulfillment_url", Text),
+    Column("session_id", String(200)),
+    Column("metadata", JSON, nullable=False),
+    Column("payment_methods", JSON, nullable=False),
+    Column("method", String(40)),  # the chosen payment method
+    Column("status", String(20), nullable=False),
+    Column("exception", String(20)),
+    Column("amount_due", Amount),  # in the chosen method's currency
+    Column("tolerance_bps", Integer, nullable=False),  # terms are frozen at creation
+    Column("monitoring_window", Integer, nullable=False),  # seconds
+    Column("late_payment_policy", String(20), nullable=False),
+    Column("amount_received", Amount, nullable=False),
+    Column("amount_confirmed", Amount, nullable=False),
+    Column("amount_refunded", Amount, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("timer_remaining", Float),  # seconds, while the expiry timer is paused
+    Column("processing_since", UTCDateTime),
+    Column("invalid_at", UTCDateTime),  # processing_since + monitoring_window, for the sweep
+    Column("late", Boolean, nullable=False),
+    Column("paid_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("test", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),  # bumps on every change: the ETag
+    Column("event_seq", Integer, nullable=False),  # last per-order event sequence number
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "merchant_order_id", name="uq_orders_merchant_order_id"),
+    Index("ix_orders_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_orders_status_expires_at", "status", "expires_at"),
+    Index("ix_orders_status_invalid_at", "status", "invalid_at"),
+)
+
+quotes = Table(
+    "quotes",
+    metadata,
+    _pk(),
+    Column("order_pk", ForeignKey("orders.pk", ondelete="CASCADE"), nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("rate", String(80), nullable=False),  # decimal text: order currency per method unit
+    Column("destination", Text),
+    Column("payment_uri", Text),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("order_pk", "method", name="uq_quotes_order_method"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("order_pk", ForeignKey("orders.pk", ondelete="CASCADE"), nullable=False),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("reference", String(200), nullable=False),  # tx id (+ output) or gateway trade number
+    Column("confirmations", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("late", Boolean, nullable=False),  # arrived after the order expired/closed
+    Column("test", Boolean, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("rejected_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "rail", "reference", name="uq_payments_reference"),
+    Index("ix_payments_order_pk", "order_pk"),
+    Index("ix_payments_rail_status", "merchant_pk", "rail", "status"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("type", String(60), nullable=False),
+    Column("object_type", String(20), nullable=False),
+    Column("object_id", String(40), nullable=False),
+    Column("order_id", String(40)),
+    Column("sequence", Integer, nullable=False),  # per order
+    Column("data", JSON, nullable=False),
+    Column("test", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_events_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_events_object_id", "object_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    _pk(),
+    Column("scope", String(64), nullable=False),  # hash of the credential that sent it
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),  # NULL while the first request is in flight
+    Column("content_type", String(100)),
+    Column("body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

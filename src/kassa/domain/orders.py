@@ -1,0 +1,214 @@
+"""The order state machine (DESIGN.md, "Domain").
+
+```
+open ──payment seen──> processing ──final──> paid
+ │  (expiry timer pauses while processing; a dropped payment returns it to open)
+ ├──timer runs out, nothing received──> expired
+ ├──timer runs out, too little received──> expired + underpaid
+ ├──canceled
+processing ──never final within the monitoring window──> invalid
+paid: + overpaid when more came; + paid_late when it came after expiry
+```
+
+`advance` is the one function that moves an order: given the order's state, the payments observed
+so far and the time, it returns the next state and the events the change emits. It is pure and
+idempotent (advancing twice with the same facts changes nothing the second time), so replayed
+notifications and concurrent workers cannot count anything twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    PROCESSING = "processing"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    INVALID = "invalid"
+
+
+class OrderException(StrEnum):
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    PAID_LATE = "paid_late"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class LatePaymentPolicy(StrEnum):
+    ACCEPT = "accept"  # a late payment that covers the order still pays it (exception paid_late)
+    REFUND = "refund"  # the order stays expired; late money is due back to the customer
+
+
+TERMINAL = frozenset({OrderStatus.PAID, OrderStatus.CANCELED, OrderStatus.INVALID})
+
+
+class TransitionError(ValueError):
+    """A transition the state machine does not allow (e.g. canceling a paid order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFacts:
+    """What the core knows of one observed payment, in the order's payment currency."""
+
+    amount: int
+    confirmations: int
+    rejected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """What the order asks for; fixed once the method's quote is made."""
+
+    amount_due: int  # in the payment method's minor units
+    tolerance: int  # minor units the payment may fall short by and still count as paid
+    confirmations: int  # required confirmations for a payment to be final
+    monitoring_window: timedelta
+    late_policy: LatePaymentPolicy = LatePaymentPolicy.ACCEPT
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    status: OrderStatus
+    expires_at: datetime
+    exception: OrderException | None = None
+    amount_received: int = 0  # not rejected, any confirmations
+    amount_confirmed: int = 0  # with the required confirmations
+    processing_since: datetime | None = None
+    timer_remaining: timedelta | None = None  # set while the expiry timer is paused
+    late: bool = False  # money arrived after expiry
+    paid_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    state: OrderState
+    events: tuple[str, ...] = field(default_factory=tuple)
+    states: tuple[OrderState, ...] = field(default_factory=tuple)  # the state right after each event
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+def payment_is_final(payment: PaymentFacts, terms: OrderTerms) -> bool:
+    return not payment.rejected and payment.confirmations >= terms.confirmations
+
+
+def payment_status(payment: PaymentFacts, terms: OrderTerms) -> PaymentStatus:
+    if payment.rejected:
+        return PaymentStatus.REJECTED
+    return PaymentStatus.CONFIRMED if payment_is_final(payment, terms) else PaymentStatus.PENDING
+
+
+def tolerance_for(amount_due: int, tolerance_bps: int) -> int:
+    """Basis points of the amount due, rounded down (the merchant never loses more than asked)."""
+    return amount_due * tolerance_bps // 10_000
+
+
+def advance(
+    state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFacts], now: datetime
+) -> Step:
+    """Move the order as far as the facts allow, emitting one event per transition."""
+    received = sum(p.amount for p in payments if not p.rejected)
+    confirmed = sum(p.amount for p in payments if payment_is_final(p, terms))
+    enough = terms.amount_due - terms.tolerance
+    events: list[str] = []
+    states: list[OrderState] = []
+    s = dataclasses.replace(state, amount_received=received, amount_confirmed=confirmed)
+
+    def emit(event: str) -> None:
+        events.append(event)
+        states.append(s)
+
+    if s.status is OrderStatus.OPEN and received >= enough and received > 0:
+        s = _to_processing(s, now)
+        emit("order.processing")
+    elif s.status is OrderStatus.EXPIRED and terms.late_policy is LatePaymentPolicy.ACCEPT:
+        if received >= enough and received > 0:
+            s = dataclasses.replace(
+                s, status=OrderStatus.PROCESSING, processing_since=now, late=True,
+                exception=None, closed_at=None,
+            )
+            emit("order.processing")
+    elif s.status is OrderStatus.PROCESSING and received < enough:
+        remaining = s.timer_remaining if s.timer_remaining is not None else timedelta(0)
+        status = OrderStatus.EXPIRED if s.late else OrderStatus.OPEN
+        s = dataclasses.replace(
+            s,
+            status=status,
+            processing_since=None,
+            timer_remaining=None,
+            expires_at=s.expires_at if s.late else now + remaining,
+            exception=OrderException.UNDERPAID if s.late and received > 0 else None,
+            closed_at=now if s.late else None,
+        )
+        emit("order.reopened" if status is OrderStatus.OPEN else "order.expired")
+
+    if s.status is OrderStatus.PROCESSING:
+        if confirmed >= enough and confirmed > 0:
+            if s.late:
+                exception: OrderException | None = OrderException.PAID_LATE
+            elif confirmed > terms.amount_due:
+                exception = OrderException.OVERPAID
+            else:
+                exception = None
+            s = dataclasses.replace(
+                s, status=OrderStatus.PAID, exception=exception, paid_at=now, closed_at=now,
+                timer_remaining=None,
+            )
+            emit("order.paid")
+            if exception is not None:
+                emit(f"order.{exception.value}")
+        elif s.processing_since is not None and now >= s.processing_since + terms.monitoring_window:
+            s = dataclasses.replace(s, status=OrderStatus.INVALID, closed_at=now)
+            emit("order.invalid")
+    elif s.status is OrderStatus.OPEN and now >= s.expires_at:
+        exception = OrderException.UNDERPAID if received > 0 else None
+        s = dataclasses.replace(s, status=OrderStatus.EXPIRED, exception=exception, closed_at=now)
+        emit("order.expired")
+        if exception is not None:
+            emit("order.underpaid")
+    elif (
+        s.status is OrderStatus.PAID
+        and s.exception is None
+        and confirmed > terms.amount_due
+    ):
+        s = dataclasses.replace(s, exception=OrderException.OVERPAID)
+        emit("order.overpaid")
+
+    return Step(s, tuple(events), tuple(states))
+
+
+def _to_processing(s: OrderState, now: datetime) -> OrderState:
+    remaining = max(s.expires_at - now, timedelta(0))
+    return dataclasses.replace(
+        s, status=OrderStatus.PROCESSING, processing_since=now, timer_remaining=remaining
+    )
+
+
+def cancel(state: OrderState, now: datetime) -> Step:
+    """Cancel an order; only an open order can be canceled."""
+    if state.status is not OrderStatus.OPEN:
+        raise TransitionError(f"only an open order can be canceled; this one is {state.status.value}")
+    new = dataclasses.replace(state, status=OrderStatus.CANCELED, closed_at=now)
+    return Step(new, ("order.canceled",), (new,))
+
+
+def accepts_payments(status: OrderStatus, policy: LatePaymentPolicy) -> bool:
+    """Whether money sent now still counts towards the order (otherwise it is due back)."""
+    if status in (OrderStatus.OPEN, OrderStatus.PROCESSING, OrderStatus.PAID):
+        return True
+    return status is OrderStatus.EXPIRED and policy is LatePaymentPolicy.ACCEPT

@@ -1,0 +1,268 @@
+"""Transactional email: rendering from Jinja2 templates, and sending over SMTP.
+
+Each email kind has ``templates/email/<kind>.txt`` (defining a ``subject`` block and the text
+body) and ``<kind>.html`` (autoescaped). Test orders get "TEST — no real money" in the subject
+and at the top of both bodies.
+
+:class:`SmtpMailer` raises :class:`MailDeliveryError` on any failure so that the caller's outbox
+can retry; ``permanent`` is set when the server refused the recipient or the message for good.
+:class:`RecordingMailer` stands in when no SMTP server is configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from enum import StrEnum
+from functools import cache
+from typing import Any, Protocol
+
+import aiosmtplib
+import jinja2
+
+__all__ = [
+    "TEST_MARKER",
+    "EmailKind",
+    "EmailMessageSpec",
+    "MailDeliveryError",
+    "Mailer",
+    "OrderEmailContext",
+    "RecordingMailer",
+    "SmtpMailer",
+    "WebhookDisabledContext",
+    "build_email_message",
+    "render_order_email",
+    "render_webhook_disabled",
+]
+
+log = logging.getLogger(__name__)
+
+TEST_MARKER = "TEST — no real money"
+
+
+class EmailKind(StrEnum):
+    CUSTOMER_ORDER_CREATED = "customer_order_created"
+    CUSTOMER_ORDER_PAID = "customer_order_paid"
+    CUSTOMER_ORDER_EXPIRED = "customer_order_expired"
+    MERCHANT_ORDER_PAID = "merchant_order_paid"
+    MERCHANT_WEBHOOK_DISABLED = "merchant_webhook_disabled"
+
+
+_ORDER_KINDS = frozenset(EmailKind) - {EmailKind.MERCHANT_WEBHOOK_DISABLED}
+_ADDRESS_RE = re.compile(r"[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessageSpec:
+    """A rendered email, ready for a :class:`Mailer`. ``to`` is one bare address."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    kind: EmailKind
+
+    def __post_init__(self) -> None:
+        if not _ADDRESS_RE.fullmatch(self.to):
+            raise ValueError("'to' must be a single plain email address")
+        if "\r" in self.subject or "\n" in self.subject:
+            raise ValueError("subject must be one line")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEmailContext:
+    """Everything the order emails show. Amounts arrive formatted (e.g. "10.50 USD")."""
+
+    order_id: str
+    merchant_name: str
+    amount_display: str
+    description: str | None
+    checkout_url: str
+    status: str
+    test: bool
+    paid_at: datetime | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    merchant_order_id: str | None = None
+    customer_email: str | None = None
+    underpaid: bool = False
+    amount_received_display: str | None = None
+    merchant_contact: str | None = None
+    dashboard_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDisabledContext:
+    """Why an endpoint was switched off, for the merchant's email."""
+
+    merchant_name: str
+    endpoint_url: str
+    reason: str
+    disabled_at: datetime
+    endpoint_id: str | None = None
+    failed_attempts: int | None = None
+    last_error: str | None = None
+    manage_url: str | None = None
+    test: bool = False
+
+
+def _utc(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        raise ValueError("email dates must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("kassa.notify", "templates/email"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["utc"] = _utc
+    return env
+
+
+def _render(kind: EmailKind, to: str, data: dict[str, Any], test: bool) -> EmailMessageSpec:
+    env = _environment()
+    text_template = env.get_template(f"{kind.value}.txt")
+    context = text_template.new_context(data)
+    subject = " ".join("".join(text_template.blocks["subject"](context)).split())
+    if test:
+        subject = f"[{TEST_MARKER}] {subject}"
+    data = {**data, "subject": subject, "test_marker": TEST_MARKER}
+    return EmailMessageSpec(
+        to=to,
+        subject=subject,
+        text=text_template.render(data),
+        html=env.get_template(f"{kind.value}.html").render(data),
+        kind=kind,
+    )
+
+
+def _fields(ctx: OrderEmailContext | WebhookDisabledContext) -> dict[str, Any]:
+    return {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
+
+
+def render_order_email(kind: EmailKind, ctx: OrderEmailContext, to: str) -> EmailMessageSpec:
+    """Render one of the order emails (every kind but ``MERCHANT_WEBHOOK_DISABLED``)."""
+    if kind not in _ORDER_KINDS:
+        raise ValueError(f"{kind} is not an order email")
+    return _render(kind, to, _fields(ctx), ctx.test)
+
+
+def render_webhook_disabled(ctx: WebhookDisabledContext, to: str) -> EmailMessageSpec:
+    return _render(EmailKind.MERCHANT_WEBHOOK_DISABLED, to, _fields(ctx), ctx.test)
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+class MailDeliveryError(Exception):
+    """Sending failed. ``permanent``: the server rejected recipient or message (5xx)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Mailer(Protocol):
+    async def send(self, msg: EmailMessageSpec) -> None: ...
+
+
+def build_email_message(spec: EmailMessageSpec, sender: str) -> EmailMessage:
+    """A multipart/alternative message (text first, then HTML) with the usual headers."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = spec.to
+    message["Subject"] = spec.subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "kassa.invalid")
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Kassa-Email"] = spec.kind.value
+    message.set_content(spec.text)
+    message.add_alternative(spec.html, subtype="html")
+    return message
+
+
+def _is_permanent(exc: Exception) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(r.code >= 500 for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        return exc.code >= 500
+    return False
+
+
+class SmtpMailer:
+    """Send through an SMTP server, one connection per message (transactional volume)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        starttls: bool = False,
+        use_tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        sender: str,
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if starttls and use_tls:
+            raise ValueError("starttls and use_tls are mutually exclusive")
+        if (username is None) != (password is None):
+            raise ValueError("username and password go together")
+        self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.starttls, self.use_tls = starttls, use_tls
+        self._username, self._password = username, password
+        self._tls_context, self._local_hostname = tls_context, local_hostname
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SmtpMailer(host={self.host!r}, port={self.port}, sender={self.sender!r})"
+
+    async def send(self, msg: EmailMessageSpec) -> None:
+        message = build_email_message(msg, self.sender)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self._username,
+                password=self._password,
+                use_tls=self.use_tls,
+                start_tls=self.starttls,
+                timeout=self.timeout,
+                tls_context=self._tls_context,
+                local_hostname=self._local_hostname,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise MailDeliveryError(
+                f"sending {msg.kind.value} email to {msg.to} via {self.host}:{self.port} failed: "
+                f"{type(exc).__name__}: {exc}",
+                permanent=_is_permanent(exc),
+            ) from exc
+        log.info("email sent: kind=%s, to=%s", msg.kind.value, msg.to)
+
+
+class RecordingMailer:
+    """Keeps messages in memory when no SMTP server is configured (development, tests)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessageSpec] = []
+
+    async def send(self, msg: EmailMessageSpec) -> None:
+        self.messages.append(msg)
+        log.info("email recorded (no SMTP configured): to=%s, subject=%s", msg.to, msg.subject)

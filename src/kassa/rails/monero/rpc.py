@@ -1,0 +1,684 @@
+"""Async clients for the JSON-RPC interfaces of monero-wallet-rpc and monerod.
+
+Only what the Monero rail needs is wrapped, and every answer is parsed into a frozen dataclass, so the
+rest of Kassa never handles the raw dicts. Field names follow the wallet RPC reference
+(https://docs.getmonero.org/rpc-library/wallet-rpc/) and were checked against monero-wallet-rpc 0.18
+running on a regtest chain (tests/rails/test_monero_rpc.py).
+
+Amounts are integers in atomic units (piconero, 1 XMR = 10**12).
+
+Errors:
+
+* :class:`MoneroUnreachable`: nothing answered (connection refused, DNS failure, timeout, reset);
+* :class:`MoneroAuthenticationError`: HTTP 401, wrong or missing ``--rpc-login`` credentials;
+* :class:`MoneroHttpError`: any other answer that is not a JSON-RPC answer;
+* :class:`MoneroRpcError`: the server answered with a JSON-RPC error object.
+
+All derive from :class:`MoneroError`. Passwords, keys and request parameters never appear in log
+records or exception messages; URLs are shown without any ``user:password@`` part.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+
+__all__ = [
+    "ATOMIC_UNITS_PER_XMR",
+    "AccountAddresses",
+    "DaemonInfo",
+    "GeneratedBlocks",
+    "MoneroAuthenticationError",
+    "MoneroDaemonRpc",
+    "MoneroError",
+    "MoneroHttpError",
+    "MoneroRpcError",
+    "MoneroUnreachable",
+    "MoneroWalletRpc",
+    "RefreshResult",
+    "Subaddress",
+    "SubaddressIndex",
+    "SubaddressInfo",
+    "Transfer",
+    "TxKeyCheck",
+    "WalletVersion",
+]
+
+logger = logging.getLogger(__name__)
+
+ATOMIC_UNITS_PER_XMR: Final = 10**12
+
+# Error codes of monero-wallet-rpc (src/wallet/wallet_errors.h, wallet_rpc_server_error_codes.h).
+WALLET_RPC_ERROR_CODE_UNKNOWN_ERROR: Final = -1
+WALLET_RPC_ERROR_CODE_WRONG_TXID: Final = -8  # also "Transaction not found." for get_transfer_by_txid
+WALLET_RPC_ERROR_CODE_NOT_OPEN: Final = -13  # "No wallet file"
+WALLET_RPC_ERROR_CODE_WATCH_ONLY: Final = -29
+JSON_RPC_METHOD_NOT_FOUND: Final = -32601
+
+_TXID_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
+_DEFAULT_TIMEOUT: Final = 10.0
+
+
+class MoneroError(Exception):
+    """Base class of every error raised by the Monero RPC clients."""
+
+
+class MoneroUnreachable(MoneroError):
+    """Nothing usable came back from the server: connection failure or timeout."""
+
+    def __init__(self, url: str, method: str, reason: str, *, server: str = "Monero RPC") -> None:
+        self.url = url
+        self.method = method
+        self.reason = reason
+        super().__init__(f"{server} at {url} unreachable while calling {method!r}: {reason}")
+
+
+class MoneroHttpError(MoneroError):
+    """The server answered, but not with a JSON-RPC answer (HTTP error status, not JSON, ...)."""
+
+    def __init__(
+        self, url: str, method: str, status_code: int, detail: str, *, server: str = "Monero RPC"
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"{server} at {url} answered {method!r} with HTTP {status_code}: {detail}")
+
+
+class MoneroAuthenticationError(MoneroHttpError):
+    """HTTP 401: the RPC server runs with ``--rpc-login`` and the credentials are wrong or missing."""
+
+
+class MoneroRpcError(MoneroError):
+    """A JSON-RPC error object, e.g. ``{"code": -29, "message": "The wallet is watch-only. ..."}``."""
+
+    def __init__(self, code: int, message: str, method: str) -> None:
+        self.code = code
+        self.message = message
+        self.method = method
+        super().__init__(f"{method}: JSON-RPC error {code}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Answer types
+
+
+@dataclass(frozen=True, slots=True)
+class WalletVersion:
+    """``get_version``: the RPC interface version (``version`` is ``major << 16 | minor``)."""
+
+    major: int
+    minor: int
+    release: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubaddressIndex:
+    """A subaddress index: ``major`` is the account, ``minor`` the subaddress within it."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}/{self.minor}"
+
+
+@dataclass(frozen=True, slots=True)
+class Subaddress:
+    """``create_address``: a new subaddress of ``account_index``."""
+
+    address: str
+    address_index: int
+    account_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubaddressInfo:
+    """One entry of ``get_address``."""
+
+    address: str
+    address_index: int
+    label: str
+    used: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAddresses:
+    """``get_address``: the account's primary address and the requested subaddresses."""
+
+    address: str
+    addresses: tuple[SubaddressInfo, ...]
+
+    def by_index(self, address_index: int) -> SubaddressInfo:
+        for info in self.addresses:
+            if info.address_index == address_index:
+                return info
+        raise KeyError(address_index)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """``refresh``: how many blocks were fetched and whether money came in."""
+
+    blocks_fetched: int
+    received_money: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One entry of ``get_transfers`` / ``get_transfer_by_txid``.
+
+    monero-wallet-rpc reports an incoming transaction as **one entry per (transaction, receiving
+    subaddress)**: when a transaction pays several outputs to the same subaddress, they are merged
+    into a single entry whose ``amount`` is their sum and whose ``amounts`` lists each output
+    (wallet2 ``process_new_transaction`` keys ``tx_money_got_in_outs`` by subaddress index; checked on
+    0.18 regtest: two outputs of 1.0 and 0.5 XMR to one subaddress give one entry,
+    ``amount`` 1.5 XMR, ``amounts`` [0.5, 1.0] XMR). Outputs of one transaction to *different*
+    subaddresses give separate entries with the same ``txid``.
+
+    :attr:`identity` (``txid`` + subaddress index) is therefore a stable key for idempotency: it is
+    the same while the transaction sits in the pool and after it is mined (or re-mined after a
+    reorg), and distinct for each subaddress a transaction pays.
+
+    ``confirmations`` and ``height`` are 0 while the transaction is in the pool (the RPC omits
+    ``confirmations`` there). ``confirmations`` is ``wallet height - height``: 1 right after the
+    block containing it is mined. ``timestamp`` is the block's time, or the time the wallet first saw
+    it in the pool. ``type`` is ``"in"``, ``"pool"``, ``"out"``, ``"pending"`` or ``"failed"``.
+    """
+
+    txid: str
+    amount: int
+    amounts: tuple[int, ...]
+    confirmations: int
+    height: int
+    subaddr_index: SubaddressIndex
+    address: str
+    unlock_time: int
+    double_spend_seen: bool
+    in_pool: bool
+    timestamp: int
+    type: str
+    locked: bool
+    fee: int
+    payment_id: str
+
+    @property
+    def identity(self) -> str:
+        """``"<txid>:<account>:<subaddress>"``, stable across pool → block → reorg."""
+        return f"{self.txid}:{self.subaddr_index.major}:{self.subaddr_index.minor}"
+
+
+@dataclass(frozen=True, slots=True)
+class TxKeyCheck:
+    """``check_tx_key``: what a transaction sent to ``address``, proven with the payer's tx key."""
+
+    received: int
+    in_pool: bool
+    confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    """``get_info`` of monerod. ``height`` is the chain length (top block height + 1)."""
+
+    height: int
+    target_height: int
+    synchronized: bool
+    nettype: str
+    offline: bool
+    top_block_hash: str
+    tx_pool_size: int
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedBlocks:
+    """``generateblocks`` (regtest): ``height`` is the height of the last block mined."""
+
+    height: int
+    blocks: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing helpers: strict about types, tolerant of fields an older or newer RPC leaves out.
+
+
+def _req(obj: dict[str, Any], key: str, kind: type[Any], method: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MoneroRpcError(0, f"malformed answer: field {key!r} missing or not {kind.__name__}", method)
+    return value
+
+
+def _opt_int(obj: dict[str, Any], key: str, default: int = 0) -> int:
+    value = obj.get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _opt_bool(obj: dict[str, Any], key: str, default: bool = False) -> bool:
+    value = obj.get(key, default)
+    return value if isinstance(value, bool) else default
+
+
+def _opt_str(obj: dict[str, Any], key: str, default: str = "") -> str:
+    value = obj.get(key, default)
+    return value if isinstance(value, str) else default
+
+
+def _subaddr_index(obj: Any, method: str) -> SubaddressIndex:
+    if not isinstance(obj, dict):
+        raise MoneroRpcError(0, "malformed answer: subaddr_index is not an object", method)
+    return SubaddressIndex(major=_req(obj, "major", int, method), minor=_req(obj, "minor", int, method))
+
+
+def _transfer(obj: Any, method: str) -> Transfer:
+    if not isinstance(obj, dict):
+        raise MoneroRpcError(0, "malformed answer: transfer entry is not an object", method)
+    kind = _opt_str(obj, "type")
+    in_pool = kind == "pool"
+    amount = _req(obj, "amount", int, method)
+    raw_amounts = obj.get("amounts")
+    amounts = (
+        tuple(a for a in raw_amounts if isinstance(a, int) and not isinstance(a, bool))
+        if isinstance(raw_amounts, list)
+        else (amount,)
+    )
+    return Transfer(
+        txid=_req(obj, "txid", str, method),
+        amount=amount,
+        amounts=amounts,
+        confirmations=0 if in_pool else _opt_int(obj, "confirmations"),
+        height=0 if in_pool else _opt_int(obj, "height"),
+        subaddr_index=_subaddr_index(obj.get("subaddr_index"), method),
+        address=_opt_str(obj, "address"),
+        unlock_time=_opt_int(obj, "unlock_time"),
+        double_spend_seen=_opt_bool(obj, "double_spend_seen"),
+        in_pool=in_pool,
+        timestamp=_opt_int(obj, "timestamp"),
+        type=kind,
+        locked=_opt_bool(obj, "locked"),
+        fee=_opt_int(obj, "fee"),
+        payment_id=_opt_str(obj, "payment_id"),
+    )
+
+
+def _split_url(url: str) -> tuple[str, str | None, str | None]:
+    """Return (url without userinfo, username, password) so credentials never reach logs."""
+    parsed = httpx.URL(url)
+    username = parsed.username or None
+    password = parsed.password or None
+    if username is not None or password is not None:
+        parsed = parsed.copy_with(username=None, password=None)
+    return str(parsed).rstrip("/"), username, password
+
+
+# --------------------------------------------------------------------------------------------------
+# Transport
+
+
+class _JsonRpcClient:
+    _server_name = "Monero RPC"
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None,
+        password: str | None,
+        client: httpx.AsyncClient | None,
+        timeout: float,
+    ) -> None:
+        base, url_user, url_password = _split_url(url)
+        if base.endswith("/json_rpc"):
+            base = base.removesuffix("/json_rpc")
+        self.url = base
+        self._endpoint = f"{base}/json_rpc"
+        self._timeout = timeout
+        username = username if username is not None else url_user
+        password = password if password is not None else url_password
+        # monero's epee HTTP server only speaks Digest (MD5 or MD5-sess); httpx picks the first
+        # challenge, MD5.
+        self._auth: httpx.Auth | None = (
+            httpx.DigestAuth(username, password or "") if username is not None else None
+        )
+        self._username = username
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        user = f", username={self._username!r}" if self._username is not None else ""
+        return f"{type(self).__name__}({self.url!r}{user})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, *, http_timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Call a JSON-RPC method and return its ``result`` object.
+
+        The parameters are never logged: some carry keys or passwords.
+        """
+        request_id = next(self._ids)
+        payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+        effective_timeout = self._timeout if http_timeout is None else http_timeout
+        logger.debug("monero rpc %s -> %s (id %d)", method, self._endpoint, request_id)
+        try:
+            response = await self._client.post(
+                self._endpoint,
+                json=payload,
+                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=effective_timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise MoneroUnreachable(
+                self.url,
+                method,
+                f"no answer within {effective_timeout:g} s ({type(exc).__name__})",
+                server=self._server_name,
+            ) from exc
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise MoneroUnreachable(
+                self.url, method, f"{type(exc).__name__}: {reason}", server=self._server_name
+            ) from exc
+
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            who = f"user {self._username!r}" if self._username is not None else "no credentials"
+            raise MoneroAuthenticationError(
+                self.url,
+                method,
+                response.status_code,
+                f"authentication failed ({who}); check the --rpc-login user and password",
+                server=self._server_name,
+            )
+        if response.status_code != httpx.codes.OK:
+            raise MoneroHttpError(
+                self.url, method, response.status_code, response.reason_phrase, server=self._server_name
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise MoneroHttpError(
+                self.url, method, response.status_code, "answer is not JSON", server=self._server_name
+            ) from exc
+        if not isinstance(body, dict):
+            raise MoneroHttpError(
+                self.url,
+                method,
+                response.status_code,
+                "answer is not a JSON object",
+                server=self._server_name,
+            )
+        error = body.get("error")
+        if error is not None:
+            if isinstance(error, dict):
+                code = error.get("code")
+                message = error.get("message")
+                raise MoneroRpcError(
+                    code if isinstance(code, int) else 0,
+                    message if isinstance(message, str) else repr(error),
+                    method,
+                )
+            raise MoneroRpcError(0, repr(error), method)
+        result = body.get("result")
+        if not isinstance(result, dict):
+            raise MoneroHttpError(
+                self.url,
+                method,
+                response.status_code,
+                "JSON-RPC answer without result",
+                server=self._server_name,
+            )
+        return result
+
+
+# --------------------------------------------------------------------------------------------------
+# monero-wallet-rpc
+
+
+class MoneroWalletRpc(_JsonRpcClient):
+    """Client of one monero-wallet-rpc server (and the wallet it has open).
+
+    ``url`` is the server's base URL, e.g. ``http://127.0.0.1:18083`` (a trailing ``/json_rpc`` is
+    accepted). With ``username`` (and ``password``), requests use HTTP Digest authentication, which
+    is what ``--rpc-login user:pass`` expects; credentials in the URL are used the same way. Pass
+    ``client`` to share an :class:`httpx.AsyncClient` (it is then not closed by :meth:`aclose`).
+    """
+
+    _server_name = "monero-wallet-rpc"
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = _DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(url, username, password, client, timeout)
+
+    async def get_version(self) -> WalletVersion:
+        result = await self.call("get_version")
+        version = _req(result, "version", int, "get_version")
+        return WalletVersion(
+            major=version >> 16, minor=version & 0xFFFF, release=_opt_bool(result, "release")
+        )
+
+    async def get_height(self) -> int:
+        """The wallet's blockchain height: one more than the last block it has scanned."""
+        result = await self.call("get_height")
+        return int(_req(result, "height", int, "get_height"))
+
+    async def get_address(
+        self, account_index: int = 0, address_indices: list[int] | None = None
+    ) -> AccountAddresses:
+        """The account's address and its subaddresses (all of them, or ``address_indices``)."""
+        params: dict[str, Any] = {"account_index": account_index}
+        if address_indices is not None:
+            params["address_index"] = list(address_indices)
+        result = await self.call("get_address", params)
+        entries = result.get("addresses", [])
+        infos = tuple(
+            SubaddressInfo(
+                address=_req(entry, "address", str, "get_address"),
+                address_index=_req(entry, "address_index", int, "get_address"),
+                label=_opt_str(entry, "label"),
+                used=_opt_bool(entry, "used"),
+            )
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict)
+        )
+        return AccountAddresses(address=_req(result, "address", str, "get_address"), addresses=infos)
+
+    async def create_address(self, label: str, account_index: int = 0) -> Subaddress:
+        """Create the next subaddress of ``account_index``, labelled (e.g. with the order id).
+
+        Works on view-only wallets: subaddresses derive from the public spend key and the view key.
+        """
+        result = await self.call("create_address", {"account_index": account_index, "label": label})
+        return Subaddress(
+            address=_req(result, "address", str, "create_address"),
+            address_index=_req(result, "address_index", int, "create_address"),
+            account_index=account_index,
+        )
+
+    async def refresh(
+        self, start_height: int | None = None, *, http_timeout: float | None = None
+    ) -> RefreshResult:
+        """Scan new blocks and the daemon's pool now (monero-wallet-rpc also does so every 20 s)."""
+        params: dict[str, Any] = {}
+        if start_height is not None:
+            params["start_height"] = start_height
+        result = await self.call("refresh", params, http_timeout=http_timeout)
+        return RefreshResult(
+            blocks_fetched=_opt_int(result, "blocks_fetched"),
+            received_money=_opt_bool(result, "received_money"),
+        )
+
+    async def get_transfers(
+        self,
+        incoming: bool = True,
+        pool: bool = True,
+        min_height: int | None = None,
+        subaddr_indices: list[int] | None = None,
+        account_index: int = 0,
+    ) -> list[Transfer]:
+        """Incoming transfers (``in``) and/or those still in the daemon's pool (``pool``).
+
+        ``min_height`` is **inclusive** here (only transfers mined at ``height >= min_height``);
+        monero-wallet-rpc's own ``min_height`` is exclusive, so ``min_height - 1`` is sent. It does
+        not filter pool transfers. ``subaddr_indices`` restricts to those minor indices of
+        ``account_index``. Call :meth:`refresh` first to see the latest state: the wallet only
+        learns about the pool and new blocks when it refreshes.
+
+        A transaction leaves ``pool`` and appears in ``in`` once mined; each entry is one
+        (transaction, subaddress) pair with outputs to the same subaddress merged, see
+        :class:`Transfer`.
+        """
+        params: dict[str, Any] = {"in": incoming, "pool": pool, "account_index": account_index}
+        if min_height is not None and min_height > 0:
+            params["filter_by_height"] = True
+            params["min_height"] = min_height - 1
+        if subaddr_indices:
+            params["subaddr_indices"] = sorted(set(subaddr_indices))
+        result = await self.call("get_transfers", params)
+        transfers: list[Transfer] = []
+        for key in ("in", "pool"):
+            entries = result.get(key, [])
+            if isinstance(entries, list):
+                transfers.extend(_transfer(entry, "get_transfers") for entry in entries)
+        return transfers
+
+    async def get_transfer_by_txid(self, txid: str, account_index: int | None = None) -> list[Transfer]:
+        """Every entry the wallet has for ``txid`` (one per receiving subaddress); ``[]`` if none.
+
+        Raises :class:`ValueError` for a malformed txid (the RPC reports that with the same error
+        code as an unknown transaction).
+        """
+        if not _TXID_RE.fullmatch(txid):
+            raise ValueError(f"not a transaction id (64 hex digits): {txid!r}")
+        params: dict[str, Any] = {"txid": txid}
+        if account_index is not None:
+            params["account_index"] = account_index
+        try:
+            result = await self.call("get_transfer_by_txid", params)
+        except MoneroRpcError as exc:
+            if exc.code == WALLET_RPC_ERROR_CODE_WRONG_TXID:
+                return []
+            raise
+        entries = result.get("transfers")
+        if isinstance(entries, list):
+            return [_transfer(entry, "get_transfer_by_txid") for entry in entries]
+        single = result.get("transfer")  # servers older than 0.15 only return this one
+        return [_transfer(single, "get_transfer_by_txid")] if single is not None else []
+
+    async def is_view_only(self) -> bool:
+        """True if the open wallet has no spend key (a watch-only / view-only wallet).
+
+        Asks ``query_key key_type=spend_key``: monero-wallet-rpc 0.18 answers a view-only wallet with
+        error -29 "The wallet is watch-only. Cannot retrieve spend key."; an all-zero key (what some
+        wallets restored without a spend key hold) is treated the same. Other errors propagate.
+        The key itself is dropped at once and never logged.
+        """
+        try:
+            result = await self.call("query_key", {"key_type": "spend_key"})
+        except MoneroRpcError as exc:
+            if exc.code == WALLET_RPC_ERROR_CODE_WATCH_ONLY:
+                return True
+            raise
+        key = _opt_str(result, "key")
+        return not key.strip("0")
+
+    async def check_tx_key(self, txid: str, tx_key: str, address: str) -> TxKeyCheck:
+        """Verify with the payer's transaction key what ``txid`` sent to ``address``.
+
+        Works on a view-only wallet; useful when a customer disputes a payment.
+        """
+        result = await self.call("check_tx_key", {"txid": txid, "tx_key": tx_key, "address": address})
+        return TxKeyCheck(
+            received=_req(result, "received", int, "check_tx_key"),
+            in_pool=_opt_bool(result, "in_pool"),
+            confirmations=_opt_int(result, "confirmations"),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# monerod
+
+
+class MoneroDaemonRpc(_JsonRpcClient):
+    """Client of monerod's JSON-RPC (``/json_rpc``). ``url`` e.g. ``http://127.0.0.1:18081``."""
+
+    _server_name = "monerod"
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = _DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(url, username, password, client, timeout)
+
+    def _check_status(self, result: dict[str, Any], method: str) -> None:
+        status = result.get("status", "OK")
+        if status != "OK":
+            raise MoneroRpcError(0, f"daemon status {status!r}", method)
+
+    async def get_info(self) -> DaemonInfo:
+        result = await self.call("get_info")
+        self._check_status(result, "get_info")
+        return DaemonInfo(
+            height=_req(result, "height", int, "get_info"),
+            target_height=_opt_int(result, "target_height"),
+            synchronized=_opt_bool(result, "synchronized"),
+            nettype=_opt_str(result, "nettype"),
+            offline=_opt_bool(result, "offline"),
+            top_block_hash=_opt_str(result, "top_block_hash"),
+            tx_pool_size=_opt_int(result, "tx_pool_size"),
+            version=_opt_str(result, "version"),
+        )
+
+    async def generate_blocks(
+        self, n: int, wallet_address: str, *, http_timeout: float | None = None
+    ) -> GeneratedBlocks:
+        """Mine ``n`` blocks paying ``wallet_address`` (regtest / ``--fixed-difficulty`` only).
+
+        About 80 ms a block on a small machine: pass a larger ``http_timeout`` for big batches.
+        """
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        result = await self.call(
+            "generateblocks",
+            {"amount_of_blocks": n, "wallet_address": wallet_address},
+            http_timeout=http_timeout,
+        )
+        self._check_status(result, "generateblocks")
+        blocks = result.get("blocks", [])
+        return GeneratedBlocks(
+            height=_req(result, "height", int, "generateblocks"),
+            blocks=tuple(b for b in blocks if isinstance(b, str)) if isinstance(blocks, list) else (),
+        )

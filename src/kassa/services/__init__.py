@@ -1,0 +1,1 @@
+"""Core services: the only code that changes state. One transaction per call."""

@@ -1,0 +1,187 @@
+"""Merchants (tenants) and their payment-method switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.clock import Clock
+from kassa.db.database import Database
+from kassa.db.tables import merchants, payment_methods
+from kassa.domain.orders import LatePaymentPolicy
+from kassa.errors import InvalidRequest, NotFound
+from kassa.ids import new_id
+from kassa.rails.registry import known_rails
+from kassa.services.views import iso
+
+UPDATABLE = (
+    "name",
+    "email",
+    "default_confirmations",
+    "invoice_lifetime",
+    "payment_tolerance_bps",
+    "monitoring_window",
+    "late_payment_policy",
+    "callback_url",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    pk: int
+    id: str
+    name: str
+    email: str | None
+    default_confirmations: int
+    invoice_lifetime: int
+    payment_tolerance_bps: int
+    monitoring_window: int
+    late_payment_policy: LatePaymentPolicy
+    callback_url: str | None
+    created_at: datetime
+    rails: dict[str, bool]  # rail name -> enabled
+
+    @property
+    def enabled_rails(self) -> list[str]:
+        return sorted(name for name, on in self.rails.items() if on)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "merchant",
+            "name": self.name,
+            "email": self.email,
+            "default_confirmations": self.default_confirmations,
+            "invoice_lifetime": self.invoice_lifetime,
+            "payment_tolerance_bps": self.payment_tolerance_bps,
+            "monitoring_window": self.monitoring_window,
+            "late_payment_policy": self.late_payment_policy.value,
+            "callback_url": self.callback_url,
+            "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
+            "created_at": iso(self.created_at),
+        }
+
+
+class MerchantService:
+    def __init__(self, db: Database, clock: Clock, defaults: dict[str, int]) -> None:
+        self.db = db
+        self.clock = clock
+        self.defaults = defaults
+
+    async def create(self, name: str, **settings: Any) -> Merchant:
+        _check_settings(settings)
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "id": new_id("mch"),
+            "name": name,
+            "email": None,
+            "default_confirmations": self.defaults["default_confirmations"],
+            "invoice_lifetime": self.defaults["default_invoice_lifetime"],
+            "payment_tolerance_bps": 0,
+            "monitoring_window": self.defaults["default_monitoring_window"],
+            "late_payment_policy": LatePaymentPolicy.ACCEPT.value,
+            "callback_url": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        values.update({k: v for k, v in settings.items() if v is not None})
+        async with self.db.transaction() as tx:
+            pk = (await tx.conn.execute(insert(merchants).values(**values))).inserted_primary_key[0]
+            # Every new merchant starts with the test rail on, like a gateway's test mode.
+            await tx.conn.execute(
+                insert(payment_methods).values(
+                    merchant_pk=pk, rail="test", enabled=True, settings={}, created_at=now, updated_at=now
+                )
+            )
+            return await load_merchant(tx.conn, pk=pk)
+
+    async def get(self, merchant_id: str) -> Merchant:
+        async with self.db.read() as conn:
+            return await load_merchant(conn, id=merchant_id)
+
+    async def list(self) -> list[Merchant]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(merchants.c.pk).order_by(merchants.c.pk))).all()
+            return [await load_merchant(conn, pk=r.pk) for r in rows]
+
+    async def update(
+        self, merchant_id: str, settings: dict[str, Any], rails: dict[str, bool] | None = None
+    ) -> Merchant:
+        _check_settings(settings)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            merchant = await load_merchant(tx.conn, id=merchant_id)
+            values = {k: v for k, v in settings.items() if k in UPDATABLE}
+            if values:
+                await tx.conn.execute(
+                    update(merchants).where(merchants.c.pk == merchant.pk).values(updated_at=now, **values)
+                )
+            for rail, enabled in (rails or {}).items():
+                await set_rail_enabled(tx.conn, merchant, rail, enabled, now)
+            return await load_merchant(tx.conn, pk=merchant.pk)
+
+
+async def set_rail_enabled(
+    conn: AsyncConnection, merchant: Merchant, rail: str, enabled: bool, now: datetime
+) -> None:
+    if rail not in known_rails():
+        raise InvalidRequest(
+            f"unknown payment rail {rail!r}; known: {', '.join(known_rails())}", param="rails"
+        )
+    if rail in merchant.rails:
+        await conn.execute(
+            update(payment_methods)
+            .where(payment_methods.c.merchant_pk == merchant.pk, payment_methods.c.rail == rail)
+            .values(enabled=enabled, updated_at=now)
+        )
+    elif rail == "test":
+        await conn.execute(
+            insert(payment_methods).values(
+                merchant_pk=merchant.pk, rail=rail, enabled=enabled, settings={}, created_at=now,
+                updated_at=now,
+            )
+        )
+    elif enabled:
+        raise InvalidRequest(f"rail {rail!r} must be configured before it can be enabled", param="rails")
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    policy = settings.get("late_payment_policy")
+    if policy is not None and policy not in {p.value for p in LatePaymentPolicy}:
+        raise InvalidRequest("late_payment_policy must be 'accept' or 'refund'", param="late_payment_policy")
+
+
+async def load_merchant(conn: AsyncConnection, *, pk: int | None = None, id: str | None = None) -> Merchant:
+    query = select(merchants)
+    query = query.where(merchants.c.pk == pk) if pk is not None else query.where(merchants.c.id == id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no merchant {id!r}", param="id")
+    rails = await conn.execute(
+        select(payment_methods.c.rail, payment_methods.c.enabled).where(
+            payment_methods.c.merchant_pk == row.pk
+        )
+    )
+    return _merchant(row, {r.rail: r.enabled for r in rails})
+
+
+def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
+    return Merchant(
+        pk=row.pk,
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        default_confirmations=row.default_confirmations,
+        invoice_lifetime=row.invoice_lifetime,
+        payment_tolerance_bps=row.payment_tolerance_bps,
+        monitoring_window=row.monitoring_window,
+        late_payment_policy=LatePaymentPolicy(row.late_payment_policy),
+        callback_url=row.callback_url,
+        created_at=row.created_at,
+        rails=rails,
+    )

@@ -1,0 +1,671 @@
+"""Orders: creation, reading, cancelation, and every move of the state machine.
+
+All moves go through `_apply`, which runs `domain.orders.advance` on the locked order row and writes
+the new state and its events in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.clock import Clock
+from kassa.db.database import Database, Tx
+from kassa.db.tables import orders, payments, quotes
+from kassa.domain.currencies import UnknownCurrency, get_currency
+from kassa.domain.money import MAX_AMOUNT
+from kassa.domain.orders import (
+    LatePaymentPolicy,
+    OrderException,
+    OrderState,
+    OrderStatus,
+    OrderTerms,
+    PaymentFacts,
+    PaymentStatus,
+    Step,
+    TransitionError,
+    advance,
+    cancel,
+    payment_status,
+    tolerance_for,
+)
+from kassa.errors import Conflict, InvalidRequest, NotFound
+from kassa.ids import new_id
+from kassa.rails.base import QuoteRequest
+from kassa.rails.registry import get_rail
+from kassa.services.events import emit
+from kassa.services.merchants import Merchant, load_merchant
+from kassa.services.views import order_view, payment_view
+
+MAX_EXPIRES_IN = 30 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    name: str
+    price: int
+    quantity: int
+    image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A validated order request, whichever front it came through."""
+
+    currency: str
+    amount: int | None = None
+    cart: list[CartLine] | None = None
+    merchant_order_id: str | None = None
+    description: str | None = None
+    email: str | None = None
+    confirmations: int | None = None
+    expires_in: int | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
+    callback_url: str | None = None
+    fulfillment_url: str | None = None
+    session_id: str | None = None
+    payment_methods: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a rail saw of one transfer. Replaying it changes nothing."""
+
+    rail: str
+    reference: str
+    amount: int
+    confirmations: int
+    rejected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    order: dict[str, Any]
+    created: bool
+
+
+def _amount_of(req: NewOrder) -> int:
+    try:
+        get_currency(req.currency)
+    except UnknownCurrency:
+        raise InvalidRequest(f"unknown currency {req.currency!r}", param="currency") from None
+    if req.cart is not None:
+        if not req.cart:
+            raise InvalidRequest("cart must have at least one line", param="cart")
+        total = 0
+        for i, line in enumerate(req.cart):
+            total += line.price * line.quantity
+            if total >= MAX_AMOUNT:
+                raise InvalidRequest("cart total is too large", param=f"cart[{i}]")
+        if req.amount is not None and req.amount != total:
+            raise InvalidRequest(
+                f"amount {req.amount} does not match the cart total {total}", param="amount"
+            )
+        amount = total
+    elif req.amount is None:
+        raise InvalidRequest("give either amount or cart", param="amount")
+    else:
+        amount = req.amount
+    if amount <= 0:
+        raise InvalidRequest("the order amount must be positive", param="amount")
+    return amount
+
+
+class OrderService:
+    def __init__(self, db: Database, clock: Clock, base_url: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.base_url = base_url
+
+    # ----- creation -----------------------------------------------------------------------
+
+    async def create(self, merchant_pk: int, req: NewOrder) -> CreateResult:
+        amount = _amount_of(req)
+        if req.expires_in is not None and not 1 <= req.expires_in <= MAX_EXPIRES_IN:
+            raise InvalidRequest(f"expires_in must be 1..{MAX_EXPIRES_IN} seconds", param="expires_in")
+        fingerprint = req.fingerprint()
+        async with self.db.read() as conn:
+            merchant = await load_merchant(conn, pk=merchant_pk)
+            if req.merchant_order_id is not None:
+                existing = await self._existing(conn, merchant_pk, req.merchant_order_id, fingerprint)
+                if existing is not None:
+                    return CreateResult(existing, created=False)
+        methods = self._methods(merchant, req.payment_methods)
+        now = self.clock.now()
+        order_id = new_id("ord")
+        expires_at = now + timedelta(seconds=req.expires_in or merchant.invoice_lifetime)
+        quote_req = QuoteRequest(order_id, amount, req.currency.upper(), expires_at)
+        quote_rows = []
+        for method, rail_name in methods:
+            rail = get_rail(rail_name)
+            quote = await rail.quote(quote_req, method)
+            dest = await rail.prepare(quote_req, quote)
+            quote_rows.append(
+                {
+                    "method": quote.method,
+                    "rail": rail_name,
+                    "currency": quote.currency,
+                    "amount": quote.amount,
+                    "rate": str(quote.rate),
+                    "destination": dest.address,
+                    "payment_uri": dest.payment_uri,
+                    "expires_at": quote.expires_at,
+                    "created_at": now,
+                }
+            )
+        chosen = quote_rows[0] if len(quote_rows) == 1 else None
+        values: dict[str, Any] = {
+            "id": order_id,
+            "merchant_pk": merchant_pk,
+            "merchant_order_id": req.merchant_order_id,
+            "request_hash": fingerprint,
+            "amount": amount,
+            "currency": req.currency.upper(),
+            "cart": [asdict(line) for line in req.cart] if req.cart is not None else None,
+            "description": req.description,
+            "email": req.email,
+            "confirmations": (
+                req.confirmations if req.confirmations is not None else merchant.default_confirmations
+            ),
+            "success_url": req.success_url,
+            "cancel_url": req.cancel_url,
+            "callback_url": req.callback_url,
+            "fulfillment_url": req.fulfillment_url,
+            "session_id": req.session_id,
+            "metadata": req.metadata,
+            "payment_methods": [m for m, _ in methods],
+            "method": chosen["method"] if chosen else None,
+            "status": OrderStatus.OPEN.value,
+            "exception": None,
+            "amount_due": chosen["amount"] if chosen else None,
+            "tolerance_bps": merchant.payment_tolerance_bps,
+            "monitoring_window": merchant.monitoring_window,
+            "late_payment_policy": merchant.late_payment_policy.value,
+            "amount_received": 0,
+            "amount_confirmed": 0,
+            "amount_refunded": 0,
+            "expires_at": expires_at,
+            "timer_remaining": None,
+            "processing_since": None,
+            "invalid_at": None,
+            "late": False,
+            "paid_at": None,
+            "closed_at": None,
+            "test": all(get_rail(r).test for _, r in methods),
+            "version": 1,
+            "event_seq": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.db.transaction() as tx:
+                pk = (await tx.conn.execute(insert(orders).values(**values))).inserted_primary_key[0]
+                await tx.conn.execute(insert(quotes), [{"order_pk": pk, **q} for q in quote_rows])
+                view = order_view(values, quote_rows, [], self.base_url)
+                await emit(
+                    tx.conn,
+                    merchant_pk=merchant_pk,
+                    type="order.created",
+                    object_type="order",
+                    object_id=order_id,
+                    order_id=order_id,
+                    sequence=1,
+                    data=view,
+                    test=values["test"],
+                    now=now,
+                )
+                tx.order_changed(order_id)
+        except IntegrityError:
+            # Lost a race on the merchant's order_id: answer as if we had arrived second.
+            if req.merchant_order_id is None:
+                raise
+            async with self.db.read() as conn:
+                existing = await self._existing(conn, merchant_pk, req.merchant_order_id, fingerprint)
+            if existing is None:
+                raise
+            return CreateResult(existing, created=False)
+        return CreateResult(view, created=True)
+
+    async def _existing(
+        self, conn: AsyncConnection, merchant_pk: int, merchant_order_id: str, fingerprint: str
+    ) -> dict[str, Any] | None:
+        row = (
+            await conn.execute(
+                select(orders).where(
+                    orders.c.merchant_pk == merchant_pk, orders.c.merchant_order_id == merchant_order_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != fingerprint:
+            raise Conflict(
+                f"an order with order_id {merchant_order_id!r} already exists with different details",
+                param="order_id",
+                code="order_id_conflict",
+            )
+        return await self._view(conn, row._mapping)
+
+    def _methods(self, merchant: Merchant, requested: list[str] | None) -> list[tuple[str, str]]:
+        available: dict[str, str] = {}
+        for rail_name in merchant.enabled_rails:
+            for method in get_rail(rail_name).methods():
+                available.setdefault(method, rail_name)
+        if not available:
+            raise Conflict(
+                "this merchant has no payment method enabled", param="payment_methods", code="no_payment_method"
+            )
+        if requested is None:
+            return sorted(available.items())
+        if not requested:
+            raise InvalidRequest("payment_methods must not be empty", param="payment_methods")
+        unknown = [m for m in requested if m not in available]
+        if unknown:
+            raise InvalidRequest(
+                f"payment method(s) not enabled for this merchant: {', '.join(unknown)}; "
+                f"enabled: {', '.join(sorted(available))}",
+                param="payment_methods",
+            )
+        return [(m, available[m]) for m in dict.fromkeys(requested)]
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    async def get(self, merchant_pk: int, ref: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = await self._find(conn, merchant_pk, ref)
+            return await self._view(conn, row._mapping)
+
+    async def get_public(self, order_id: str) -> tuple[dict[str, Any], Merchant]:
+        """For the checkout page: by Kassa id only (the id is the capability)."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+            if row is None:
+                raise NotFound(f"no order {order_id!r}", param="id")
+            merchant = await load_merchant(conn, pk=row.merchant_pk)
+            return await self._view(conn, row._mapping), merchant
+
+    async def version(self, order_id: str) -> int | None:
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(select(orders.c.version).where(orders.c.id == order_id))
+            ).scalar()
+            return int(value) if value is not None else None
+
+    async def list(
+        self,
+        merchant_pk: int,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        status: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        merchant_order_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        query = select(orders).where(orders.c.merchant_pk == merchant_pk)
+        if status is not None:
+            query = query.where(orders.c.status == status)
+        if created_gte is not None:
+            query = query.where(orders.c.created_at >= created_gte)
+        if created_lt is not None:
+            query = query.where(orders.c.created_at < created_lt)
+        if merchant_order_id is not None:
+            query = query.where(orders.c.merchant_order_id == merchant_order_id)
+        async with self.db.read() as conn:
+            if starting_after is not None:
+                cursor = (
+                    await conn.execute(
+                        select(orders.c.pk).where(
+                            orders.c.merchant_pk == merchant_pk, orders.c.id == starting_after
+                        )
+                    )
+                ).scalar()
+                if cursor is None:
+                    raise InvalidRequest(f"no order {starting_after!r} to start after", param="starting_after")
+                query = query.where(orders.c.pk < cursor)
+            rows = (await conn.execute(query.order_by(orders.c.pk.desc()).limit(limit + 1))).all()
+            page = [r._mapping for r in rows[:limit]]
+            views = await self._views(conn, page)
+        return views, len(rows) > limit
+
+    async def _find(self, conn: AsyncConnection, merchant_pk: int, ref: str, lock: bool = False) -> Any:
+        """By Kassa id, else by the merchant's own order id; never another merchant's order."""
+        query = select(orders).where(
+            orders.c.merchant_pk == merchant_pk,
+            or_(orders.c.id == ref, orders.c.merchant_order_id == ref),
+        )
+        if lock:
+            query = query.with_for_update()
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            raise NotFound(f"no order {ref!r}", param="id")
+        return next((r for r in rows if r.id == ref), rows[0])
+
+    async def _view(self, conn: AsyncConnection, row: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self._views(conn, [row]))[0]
+
+    async def _views(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        pks = [r["pk"] for r in rows]
+        qrows = (await conn.execute(select(quotes).where(quotes.c.order_pk.in_(pks)).order_by(quotes.c.pk))).all()
+        prows = (
+            await conn.execute(select(payments).where(payments.c.order_pk.in_(pks)).order_by(payments.c.pk))
+        ).all()
+        by_q: dict[int, list[Mapping[str, Any]]] = {}
+        by_p: dict[int, list[Mapping[str, Any]]] = {}
+        for q in qrows:
+            by_q.setdefault(q.order_pk, []).append(q._mapping)
+        for p in prows:
+            by_p.setdefault(p.order_pk, []).append(p._mapping)
+        return [order_view(r, by_q.get(r["pk"], []), by_p.get(r["pk"], []), self.base_url) for r in rows]
+
+    # ----- moves ------------------------------------------------------------------------------
+
+    async def cancel(self, merchant_pk: int | None, ref: str) -> dict[str, Any]:
+        """Cancel an open order (merchant through the API, or the customer on the page)."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            if merchant_pk is None:
+                row = await self._lock_public(tx.conn, ref)
+            else:
+                row = await self._find(tx.conn, merchant_pk, ref, lock=True)
+            payment_rows = await self._payments(tx.conn, row.pk)
+            step = self._advance(row._mapping, payment_rows, now)  # expire first if it is due
+            try:
+                step = _chain(step, cancel(step.state, now))
+            except TransitionError as exc:
+                if step.changed:
+                    await self._persist(tx, row._mapping, step, payment_rows, now)
+                    return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+                raise Conflict(str(exc), code="order_not_open") from None
+            await self._persist(tx, row._mapping, step, payment_rows, now)
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def choose_method(self, merchant_pk: int | None, ref: str, method: str) -> dict[str, Any]:
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            if merchant_pk is None:
+                row = await self._lock_public(tx.conn, ref)
+            else:
+                row = await self._find(tx.conn, merchant_pk, ref, lock=True)
+            quote = (
+                await tx.conn.execute(
+                    select(quotes).where(quotes.c.order_pk == row.pk, quotes.c.method == method)
+                )
+            ).first()
+            if quote is None:
+                raise InvalidRequest(
+                    f"this order does not offer {method!r}; it offers {', '.join(row.payment_methods)}",
+                    param="method",
+                )
+            if row.status != OrderStatus.OPEN.value:
+                raise Conflict(f"the order is {row.status}; a method can only be chosen while it is open",
+                               code="order_not_open")
+            if row.method != method:
+                if await self._payments(tx.conn, row.pk):
+                    raise Conflict("a payment was already seen for another method", code="method_locked",
+                                   param="method")
+                await tx.conn.execute(
+                    update(orders)
+                    .where(orders.c.pk == row.pk)
+                    .values(method=method, amount_due=quote.amount, version=orders.c.version + 1, updated_at=now)
+                )
+                tx.order_changed(row.id)
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def observe(self, order_pk: int, obs: Observation) -> dict[str, Any]:
+        """Record what a rail saw of one transfer to this order, then move the order."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            row = (
+                await tx.conn.execute(select(orders).where(orders.c.pk == order_pk).with_for_update())
+            ).one()
+            if row.method is None:
+                raise Conflict("no payment method chosen for this order yet", code="no_method", param="order")
+            quote = (
+                await tx.conn.execute(
+                    select(quotes).where(quotes.c.order_pk == row.pk, quotes.c.method == row.method)
+                )
+            ).one()
+            payment_rows = await self._payments(tx.conn, row.pk)
+            terms = _terms(row._mapping)
+            pre = self._advance(row._mapping, payment_rows, now)  # e.g. expire it if that is due
+            existing = next(
+                (p for p in payment_rows if p["rail"] == obs.rail and p["reference"] == obs.reference), None
+            )
+            payment_events: list[tuple[str, Mapping[str, Any]]] = []
+            if existing is None:
+                late = pre.state.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.INVALID)
+                status = payment_status(PaymentFacts(obs.amount, obs.confirmations, obs.rejected), terms)
+                new = {
+                    "id": new_id("pay"),
+                    "order_pk": row.pk,
+                    "merchant_pk": row.merchant_pk,
+                    "rail": obs.rail,
+                    "method": row.method,
+                    "currency": quote.currency,
+                    "amount": obs.amount,
+                    "reference": obs.reference,
+                    "confirmations": obs.confirmations,
+                    "status": status.value,
+                    "late": late,
+                    "test": row.test,
+                    "seen_at": now,
+                    "confirmed_at": now if status is PaymentStatus.CONFIRMED else None,
+                    "rejected_at": now if status is PaymentStatus.REJECTED else None,
+                    "updated_at": now,
+                }
+                await tx.conn.execute(insert(payments).values(**new))
+                payment_rows = [*payment_rows, new]
+                payment_events.append(("payment.received", new))
+                if status is PaymentStatus.CONFIRMED:
+                    payment_events.append(("payment.confirmed", new))
+            else:
+                changed = _payment_update(existing, obs, terms, now)
+                if changed is not None:
+                    values, event = changed
+                    await tx.conn.execute(update(payments).where(payments.c.pk == existing["pk"]).values(**values))
+                    merged = {**existing, **values}
+                    payment_rows = [merged if p is existing else p for p in payment_rows]
+                    if event:
+                        payment_events.append((event, merged))
+            step = _chain(pre, self._advance(row._mapping, payment_rows, now, pre.state))
+            if step.changed or payment_events:
+                await self._persist(tx, row._mapping, step, payment_rows, now, payment_events)
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def refresh(self, order_pk: int) -> bool:
+        """Apply the clock to one order (expiry, monitoring window); True when it moved."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            row = (
+                await tx.conn.execute(select(orders).where(orders.c.pk == order_pk).with_for_update())
+            ).first()
+            if row is None:
+                return False
+            payment_rows = await self._payments(tx.conn, row.pk)
+            step = self._advance(row._mapping, payment_rows, now)
+            if step.changed:
+                await self._persist(tx, row._mapping, step, payment_rows, now)
+            return step.changed
+
+    async def due(self, limit: int = 200) -> list[int]:
+        """Orders whose timer or monitoring window has run out."""
+        now = self.clock.now()
+        query = (
+            select(orders.c.pk)
+            .where(
+                or_(
+                    and_(orders.c.status == OrderStatus.OPEN.value, orders.c.expires_at <= now),
+                    and_(orders.c.status == OrderStatus.PROCESSING.value, orders.c.invalid_at <= now),
+                )
+            )
+            .order_by(orders.c.pk)
+            .limit(limit)
+        )
+        if self.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with self.db.transaction() as tx:
+            return [r.pk for r in await tx.conn.execute(query)]
+
+    # ----- internals ----------------------------------------------------------------------
+
+    async def _lock_public(self, conn: AsyncConnection, order_id: str) -> Any:
+        row = (await conn.execute(select(orders).where(orders.c.id == order_id).with_for_update())).first()
+        if row is None:
+            raise NotFound(f"no order {order_id!r}", param="id")
+        return row
+
+    async def _reload(self, conn: AsyncConnection, pk: int) -> Mapping[str, Any]:
+        return (await conn.execute(select(orders).where(orders.c.pk == pk))).one()._mapping
+
+    async def _payments(self, conn: AsyncConnection, order_pk: int) -> list[Mapping[str, Any]]:
+        rows = await conn.execute(select(payments).where(payments.c.order_pk == order_pk).order_by(payments.c.pk))
+        return [r._mapping for r in rows]
+
+    def _advance(
+        self,
+        row: Mapping[str, Any],
+        payment_rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+        state: OrderState | None = None,
+    ) -> Step:
+        facts = [
+            PaymentFacts(p["amount"], p["confirmations"], p["status"] == PaymentStatus.REJECTED.value)
+            for p in payment_rows
+            if not (p["late"] and row["late_payment_policy"] == LatePaymentPolicy.REFUND.value)
+        ]
+        return advance(state or _state(row), _terms(row), facts, now)
+
+    async def _persist(
+        self,
+        tx: Tx,
+        row: Mapping[str, Any],
+        step: Step,
+        payment_rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+        payment_events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        values = {**_state_values(step.state, row), "updated_at": now}
+        seq = row["event_seq"]
+        values["event_seq"] = seq + len(step.events) + len(payment_events)
+        values["version"] = row["version"] + 1
+        await tx.conn.execute(update(orders).where(orders.c.pk == row["pk"]).values(**values))
+        qrows = [
+            q._mapping for q in await tx.conn.execute(select(quotes).where(quotes.c.order_pk == row["pk"]))
+        ]
+        snapshot = {**row, **values}
+        for event, payment in payment_events:
+            seq += 1
+            await emit(
+                tx.conn,
+                merchant_pk=row["merchant_pk"],
+                type=event,
+                object_type="payment",
+                object_id=payment["id"],
+                order_id=row["id"],
+                sequence=seq,
+                data=payment_view(payment, row["id"]),
+                test=row["test"],
+                now=now,
+            )
+        for event, state in zip(step.events, step.states, strict=True):
+            seq += 1
+            at_that_moment = {**snapshot, **_state_values(state, row), "event_seq": seq}
+            await emit(
+                tx.conn,
+                merchant_pk=row["merchant_pk"],
+                type=event,
+                object_type="order",
+                object_id=row["id"],
+                order_id=row["id"],
+                sequence=seq,
+                data=order_view(at_that_moment, qrows, payment_rows, self.base_url),
+                test=row["test"],
+                now=now,
+            )
+        tx.order_changed(row["id"])
+
+
+def _chain(first: Step, second: Step) -> Step:
+    return Step(second.state, first.events + second.events, first.states + second.states)
+
+
+def _terms(row: Mapping[str, Any]) -> OrderTerms:
+    due = row["amount_due"] if row["amount_due"] is not None else row["amount"]
+    return OrderTerms(
+        amount_due=due,
+        tolerance=tolerance_for(due, row["tolerance_bps"]),
+        confirmations=row["confirmations"],
+        monitoring_window=timedelta(seconds=row["monitoring_window"]),
+        late_policy=LatePaymentPolicy(row["late_payment_policy"]),
+    )
+
+
+def _state(row: Mapping[str, Any]) -> OrderState:
+    remaining = row["timer_remaining"]
+    return OrderState(
+        status=OrderStatus(row["status"]),
+        expires_at=row["expires_at"],
+        exception=OrderException(row["exception"]) if row["exception"] else None,
+        amount_received=row["amount_received"],
+        amount_confirmed=row["amount_confirmed"],
+        processing_since=row["processing_since"],
+        timer_remaining=timedelta(seconds=remaining) if remaining is not None else None,
+        late=row["late"],
+        paid_at=row["paid_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _state_values(state: OrderState, row: Mapping[str, Any]) -> dict[str, Any]:
+    window = timedelta(seconds=row["monitoring_window"])
+    return {
+        "status": state.status.value,
+        "exception": state.exception.value if state.exception else None,
+        "amount_received": state.amount_received,
+        "amount_confirmed": state.amount_confirmed,
+        "expires_at": state.expires_at,
+        "timer_remaining": state.timer_remaining.total_seconds() if state.timer_remaining is not None else None,
+        "processing_since": state.processing_since,
+        "invalid_at": state.processing_since + window if state.processing_since else None,
+        "late": state.late,
+        "paid_at": state.paid_at,
+        "closed_at": state.closed_at,
+    }
+
+
+def _payment_update(
+    existing: Mapping[str, Any], obs: Observation, terms: OrderTerms, now: datetime
+) -> tuple[dict[str, Any], str | None] | None:
+    """How a repeated observation changes a stored payment: confirmations only grow, and a
+    rejection is final. None when nothing changes (a replay)."""
+    if existing["status"] == PaymentStatus.REJECTED.value:
+        return None
+    if obs.rejected:
+        return {"status": PaymentStatus.REJECTED.value, "rejected_at": now, "updated_at": now}, "payment.rejected"
+    confirmations = max(existing["confirmations"], obs.confirmations)
+    if confirmations == existing["confirmations"]:
+        return None
+    status = payment_status(PaymentFacts(existing["amount"], confirmations), terms)
+    values: dict[str, Any] = {"confirmations": confirmations, "status": status.value, "updated_at": now}
+    event = None
+    if status is PaymentStatus.CONFIRMED and existing["status"] != PaymentStatus.CONFIRMED.value:
+        values["confirmed_at"] = now
+        event = "payment.confirmed"
+    return values, event

@@ -1,0 +1,95 @@
+"""Public representations: the same dict goes to the API, event snapshots and the checkout page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def quote_view(q: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "method": q["method"],
+        "rail": q["rail"],
+        "currency": q["currency"],
+        "amount": q["amount"],
+        "rate": q["rate"],
+        "address": q["destination"],
+        "payment_uri": q["payment_uri"],
+        "expires_at": iso(q["expires_at"]),
+    }
+
+
+def payment_view(p: Mapping[str, Any], order_id: str) -> dict[str, Any]:
+    return {
+        "id": p["id"],
+        "object": "payment",
+        "order": order_id,
+        "rail": p["rail"],
+        "method": p["method"],
+        "amount": p["amount"],
+        "currency": p["currency"],
+        "reference": p["reference"],
+        "confirmations": p["confirmations"],
+        "status": p["status"],
+        "late": p["late"],
+        "test": p["test"],
+        "seen_at": iso(p["seen_at"]),
+        "confirmed_at": iso(p["confirmed_at"]),
+        "rejected_at": iso(p["rejected_at"]),
+    }
+
+
+def order_view(
+    o: Mapping[str, Any],
+    quotes: Sequence[Mapping[str, Any]],
+    payments: Sequence[Mapping[str, Any]],
+    base_url: str,
+) -> dict[str, Any]:
+    chosen = next((q for q in quotes if q["method"] == o["method"]), None)
+    return {
+        "id": o["id"],
+        "object": "order",
+        "order_id": o["merchant_order_id"],
+        "status": o["status"],
+        "exception": o["exception"],
+        "amount": o["amount"],
+        "currency": o["currency"],
+        "cart": o["cart"],
+        "description": o["description"],
+        "email": o["email"],
+        "confirmations": o["confirmations"],
+        "expires_at": iso(o["expires_at"]),
+        "timer_paused": o["timer_remaining"] is not None,
+        "checkout_url": f"{base_url}/pay/{o['id']}",
+        "success_url": o["success_url"],
+        "cancel_url": o["cancel_url"],
+        "callback_url": o["callback_url"],
+        "fulfillment_url": o["fulfillment_url"],
+        "session_id": o["session_id"],
+        "metadata": o["metadata"],
+        "method": o["method"],
+        "payment_methods": [quote_view(q) for q in quotes],
+        "payment_currency": chosen["currency"] if chosen else None,
+        "amount_due": o["amount_due"],
+        "amount_received": o["amount_received"],
+        "amount_confirmed": o["amount_confirmed"],
+        "amount_refunded": o["amount_refunded"],
+        "payments": [payment_view(p, o["id"]) for p in payments],
+        "test": o["test"],
+        "version": o["version"],
+        "created_at": iso(o["created_at"]),
+        "updated_at": iso(o["updated_at"]),
+        "paid_at": iso(o["paid_at"]),
+        "closed_at": iso(o["closed_at"]),
+    }
+
+
+def etag(order_id: str, version: int) -> str:
+    return f'"{order_id}.{version}"'

@@ -1,0 +1,1 @@
+"""Background work: expiry and monitoring windows, housekeeping, rail watchers."""

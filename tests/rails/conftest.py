@@ -1,0 +1,1 @@
+from tests.support.monero_fixtures import monero_regtest  # noqa: F401

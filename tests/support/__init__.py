@@ -1,0 +1,1 @@
+"""Test support: harnesses for real payment counterparts (monerod regtest, ...) and their fixtures."""
