@@ -7,13 +7,13 @@ As a library: `with TempPostgres() as pg: pg.url` (an asyncpg SQLAlchemy URL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -63,27 +63,45 @@ class TempPostgres:
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(_binary("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
         self._run(
-            _binary("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres",
-            "-c", f"CREATE DATABASE {self.database}",
+            _binary("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
+        )
+        self._run(
+            _binary("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            "postgres",
+            "-c",
+            f"CREATE DATABASE {self.database}",
         )
         return self
 
     def create_database(self, name: str) -> str:
         self._run(
-            _binary("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres",
-            "-c", f"CREATE DATABASE {name}",
+            _binary("psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            "postgres",
+            "-c",
+            f"CREATE DATABASE {name}",
         )
         return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         data = self.dir / "data"
         if data.exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> TempPostgres:
@@ -93,7 +111,9 @@ class TempPostgres:
             self.stop()
             raise
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()
 
 

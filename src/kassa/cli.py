@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -103,10 +104,8 @@ def worker() -> None:
     async def main(runtime: Runtime) -> None:
         await Worker(runtime).run()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(main)
-    except KeyboardInterrupt:
-        pass
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -127,7 +126,9 @@ def merchants_create(
         return {"merchant": merchant.public(), "api_key": key.public()}
 
     out = _run(work)
-    _emit(out, as_json, f"merchant {out['merchant']['id']}\napi key  {out['api_key']['secret']}  (shown once)")
+    _emit(
+        out, as_json, f"merchant {out['merchant']['id']}\napi key  {out['api_key']['secret']}  (shown once)"
+    )
 
 
 @merchants_app.command("list")
@@ -135,7 +136,7 @@ def merchants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     """List merchants."""
 
     async def work(rt: Runtime) -> list[dict[str, Any]]:
-        return [m.public() for m in await rt.merchants.list()]
+        return [m.public() for m in await rt.merchants.all()]
 
     rows = _run(work)
     text = "\n".join(
@@ -220,15 +221,15 @@ def demo(
     _migrate(settings)
 
     async def work(rt: Runtime) -> dict[str, Any]:
-        found = [m for m in await rt.merchants.list() if m.name == "Demo Shop"]
+        found = [m for m in await rt.merchants.all() if m.name == "Demo Shop"]
         merchant = found[0] if found else await rt.merchants.create("Demo Shop")
         if "test" not in merchant.enabled_rails:
             merchant = await rt.merchants.update(merchant.id, {}, {"test": True})
-        for key in await rt.keys.list(merchant.id):
+        for key in await rt.keys.for_merchant(merchant.id):
             if key["revoked_at"] is None:
                 await rt.keys.revoke(key["id"])
-        key = await rt.keys.create(merchant.id)
-        return {"merchant": merchant.public(), "api_key": key.public()}
+        issued = await rt.keys.create(merchant.id)
+        return {"merchant": merchant.public(), "api_key": issued.public()}
 
     out = _run(work)
     if as_json:

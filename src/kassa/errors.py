@@ -29,9 +29,7 @@ class KassaError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {
-            "error": {"type": self.type, "code": self.code, "message": self.message, "param": self.param}
-        }
+        return {"error": {"type": self.type, "code": self.code, "message": self.message, "param": self.param}}
 
 
 class InvalidRequest(KassaError):

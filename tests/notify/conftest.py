@@ -82,6 +82,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(1.5)
             self._reply(200, b"too late")
+        elif path == "/slow-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.write(b"12345")
+            time.sleep(1.5)
+            self.wfile.write(b"67890")
         elif path == "/big":
             self._reply(500, b"x" * 100_000)
         elif path == "/cookie":
@@ -132,7 +139,20 @@ def make_tls(hostname: str) -> TlsMaterial:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -190,4 +210,3 @@ def tls_material() -> TlsMaterial:
 @pytest.fixture
 def tls_receiver(tls_material: TlsMaterial, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     yield from _serve(tls_material.server_context(tmp_path_factory))
-

@@ -140,6 +140,17 @@ async def test_timeout_is_reported(client, receiver) -> None:
     assert 250 <= attempt.duration_ms < 1400
 
 
+async def test_a_slow_body_after_2xx_headers_only_shortens_the_excerpt(client, receiver) -> None:
+    attempt = await deliver(
+        client, receiver.url("/slow-body"), BODY, HEADERS, allow_private=True, timeout=0.5
+    )
+
+    assert attempt.ok
+    assert attempt.status_code == 200
+    assert attempt.response_excerpt == "12345"
+    assert attempt.duration_ms < 1400
+
+
 async def test_excerpt_is_bounded(client, receiver) -> None:
     small = await deliver(client, receiver.url("/big"), BODY, HEADERS, allow_private=True, excerpt_limit=100)
     default = await deliver(client, receiver.url("/big"), BODY, HEADERS, allow_private=True)
@@ -221,7 +232,8 @@ async def test_the_connection_goes_to_the_resolved_address_with_the_original_hos
         first = await deliver(client, url, BODY, HEADERS, allow_private=True)
         second = await deliver(client, url, BODY, HEADERS, allow_private=True)
 
-    assert first.ok and second.ok
+    assert first.ok
+    assert second.ok
     assert json.loads(first.response_excerpt)["host"] == f"hook.example:{receiver.port}"
     # one lookup: the pooled connection is the checked one, nothing resolves the name again
     assert resolver.calls == ["hook.example"]
@@ -245,6 +257,13 @@ async def test_dns_failure_is_reported() -> None:
 
     assert attempt.error is not None
     assert attempt.error.startswith("DNS resolution failed")
+
+
+async def test_a_resolver_answer_that_is_not_an_address_is_a_dns_error() -> None:
+    async with OutboundClient(resolver=FakeResolver("not-an-ip")) as client:
+        attempt = await deliver(client, "https://odd.example/", BODY, HEADERS, allow_private=True)
+    assert attempt.error is not None
+    assert attempt.error.startswith("DNS resolution returned an invalid address")
 
 
 async def test_the_address_check_needs_the_guarded_client(receiver) -> None:
@@ -353,8 +372,8 @@ async def test_non_http_scheme_is_refused_by_deliver(client) -> None:
         ("100.64.0.1", "reserved address 100.64.0.1"),
         ("224.0.1.1", "multicast address 224.0.1.1"),
         ("240.0.0.1", "reserved address 240.0.0.1"),
-        ("255.255.255.255", "private address 255.255.255.255"),
-        ("0.0.0.0", "unspecified address 0.0.0.0"),
+        ("255.255.255.255", "reserved address 255.255.255.255"),
+        ("0.0.0.0", "unspecified address 0.0.0.0"),  # noqa: S104
         ("::", "unspecified address ::"),
         ("::1", "loopback address ::1"),
         ("fe80::1", "link-local address fe80::1"),
@@ -386,7 +405,7 @@ NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
         ("0", 0.0),
         ("Sat, 01 Mar 2025 12:05:00 GMT", 300.0),
         ("Sat, 01 Mar 2025 11:00:00 GMT", 0.0),  # in the past: retry now
-        ("Saturday, 01-Mar-25 12:01:00 GMT", None),  # obsolete RFC 850 form is not parsed
+        ("Saturday, 01-Mar-25 12:01:00 GMT", 60.0),  # obsolete RFC 850 form, still to be accepted
         ("-5", None),
         ("1.5", None),
         ("soon", None),

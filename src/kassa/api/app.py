@@ -71,8 +71,13 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     async def healthz() -> Response:
         return json_response({"status": "ok", "details": {"version": __version__}})
 
-    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"],
-             summary="The database is reachable")
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        responses={503: {"model": Health}},
+        tags=["health"],
+        summary="The database is reachable",
+    )
     async def readyz(request: Request) -> Response:
         try:
             await asyncio.wait_for(runtime.db.ping(), 5)

@@ -18,18 +18,22 @@ log = logging.getLogger("kassa.api")
 
 
 def error_response(
-    status: int, message: str, *, type: str = "invalid_request_error", code: str = "invalid_request",
-    param: str | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    code: str = "invalid_request",
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"type": type, "code": code, "message": message, "param": param}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def error_bytes(status: int, message: str, *, code: str, param: str | None = None,
-                type: str = "invalid_request_error") -> bytes:
-    return json.dumps(
-        {"error": {"type": type, "code": code, "message": message, "param": param}}
-    ).encode()
+def error_bytes(
+    status: int, message: str, *, code: str, param: str | None = None, type: str = "invalid_request_error"
+) -> bytes:
+    return json.dumps({"error": {"type": type, "code": code, "message": message, "param": param}}).encode()
 
 
 def _param(loc: Sequence[Any]) -> str | None:
@@ -73,12 +77,19 @@ def _kassa(_request: Request, exc: Exception) -> Response:
 
 def _http(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        415: "unsupported_media_type",
+    }
     message = {404: "no such endpoint", 405: "method not allowed on this endpoint"}.get(
         exc.status_code, str(exc.detail)
     )
     return error_response(
-        exc.status_code, message, code=codes.get(exc.status_code, "http_error"),
+        exc.status_code,
+        message,
+        code=codes.get(exc.status_code, "http_error"),
         headers=dict(exc.headers) if exc.headers else None,
     )
 

@@ -8,7 +8,6 @@ import logging
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +30,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_error(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_error(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
@@ -163,16 +164,23 @@ class IdempotencyMiddleware:
             return
         if not 1 <= len(key) <= 255 or not key.isprintable():
             await _send_error(
-                send, 400,
-                error_bytes(400, "Idempotency-Key must be 1 to 255 printable characters",
-                            code="parameter_invalid", param="Idempotency-Key"),
+                send,
+                400,
+                error_bytes(
+                    400,
+                    "Idempotency-Key must be 1 to 255 printable characters",
+                    code="parameter_invalid",
+                    param="Idempotency-Key",
+                ),
             )
             return
         message = await receive()
         body = message.get("body", b"")
         credential = hashlib.sha256(auth.encode()).hexdigest()
         fingerprint = hashlib.sha256(
-            b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
+            b"\n".join(
+                [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body]
+            )
         ).hexdigest()
         db, now = self.runtime.db, self.runtime.clock.now()
         ttl = timedelta(hours=self.runtime.settings.idempotency_ttl_hours)
@@ -204,64 +212,80 @@ class IdempotencyMiddleware:
                     continue
                 if row.request_hash != fingerprint:
                     await _send_error(
-                        send, 422,
+                        send,
+                        422,
                         error_bytes(
                             422,
                             "this Idempotency-Key was already used with a different request",
-                            code="idempotency_key_reused", param="Idempotency-Key", type="idempotency_error",
+                            code="idempotency_key_reused",
+                            param="Idempotency-Key",
+                            type="idempotency_error",
                         ),
                     )
                     return
                 if row.status_code is None:
                     await _send_error(
-                        send, 409,
+                        send,
+                        409,
                         error_bytes(
-                            409, "a request with this Idempotency-Key is still in progress; retry later",
-                            code="idempotency_key_in_use", param="Idempotency-Key", type="idempotency_error",
+                            409,
+                            "a request with this Idempotency-Key is still in progress; retry later",
+                            code="idempotency_key_in_use",
+                            param="Idempotency-Key",
+                            type="idempotency_error",
                         ),
                     )
                     return
                 stored = (row.body or "").encode()
-                await send({
-                    "type": "http.response.start",
-                    "status": row.status_code,
-                    "headers": [
-                        (b"content-type", (row.content_type or "application/json").encode()),
-                        (b"content-length", str(len(stored)).encode()),
-                        (b"idempotent-replayed", b"true"),
-                    ],
-                })
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": row.status_code,
+                        "headers": [
+                            (b"content-type", (row.content_type or "application/json").encode()),
+                            (b"content-length", str(len(stored)).encode()),
+                            (b"idempotent-replayed", b"true"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": stored})
                 return
         if not claimed:
             await self.app(scope, _replay_receive(body), send)
             return
 
-        status = 500
-        content_type = "application/json"
-        parts: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for k, v in message.get("headers", []):
-                    if k.lower() == b"content-type":
-                        content_type = v.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-            await send(message)
-
+        # Buffer the answer and store it before the client sees it: a retry that arrives the
+        # moment the first answer does must find it stored, not "in progress".
+        messages: list[Message] = []
         try:
-            await self.app(scope, _replay_receive(body), capture)
+            await self.app(scope, _replay_receive(body), _collect(messages))
         finally:
-            values: dict[str, Any] = {}
+            start = next((m for m in messages if m["type"] == "http.response.start"), None)
+            status = start["status"] if start else 500
             keep = status < 500 and status not in (401, 429)
             async with db.transaction() as tx:
                 where = (idempotency_keys.c.scope == credential) & (idempotency_keys.c.key == key)
-                if keep:
-                    values = {"status_code": status, "content_type": content_type[:100],
-                              "body": b"".join(parts).decode("utf-8", "replace")}
-                    await tx.conn.execute(update(idempotency_keys).where(where).values(**values))
+                if keep and start is not None:
+                    content_type = dict(start.get("headers", [])).get(b"content-type", b"application/json")
+                    await tx.conn.execute(
+                        update(idempotency_keys)
+                        .where(where)
+                        .values(
+                            status_code=status,
+                            content_type=content_type.decode("latin-1")[:100],
+                            body=b"".join(m.get("body", b"") for m in messages[1:]).decode(
+                                "utf-8", "replace"
+                            ),
+                        )
+                    )
                 else:
                     await tx.conn.execute(delete(idempotency_keys).where(where))
+        for message in messages:
+            await send(message)
+
+
+def _collect(messages: list[Message]) -> Send:
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    return send

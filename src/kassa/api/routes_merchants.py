@@ -28,8 +28,13 @@ def _settings(body: MerchantSettings) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True, exclude={"rails"})
 
 
-@router.post("/merchants", status_code=201, response_model=MerchantCreated, responses=ERRORS,
-             summary="Create a merchant and its first API key (admin)")
+@router.post(
+    "/merchants",
+    status_code=201,
+    response_model=MerchantCreated,
+    responses=ERRORS,
+    summary="Create a merchant and its first API key (admin)",
+)
 async def create_merchant(
     request: Request, body: MerchantCreate, _admin: Principal = Depends(require("admin"))
 ) -> Response:
@@ -43,17 +48,25 @@ async def create_merchant(
 
 @router.get("/merchants", response_model=MerchantList, responses=ERRORS, summary="List merchants (admin)")
 async def list_merchants(request: Request, _admin: Principal = Depends(require("admin"))) -> Response:
-    merchants = await runtime_of(request).merchants.list()
+    merchants = await runtime_of(request).merchants.all()
     return json_response({"object": "list", "data": [m.public() for m in merchants], "has_more": False})
 
 
-@router.get("/merchants/{merchant}", response_model=MerchantOut, responses=ERRORS, summary="Read a merchant (admin)")
-async def get_merchant(request: Request, merchant: str, _admin: Principal = Depends(require("admin"))) -> Response:
+@router.get(
+    "/merchants/{merchant}", response_model=MerchantOut, responses=ERRORS, summary="Read a merchant (admin)"
+)
+async def get_merchant(
+    request: Request, merchant: str, _admin: Principal = Depends(require("admin"))
+) -> Response:
     return json_response((await runtime_of(request).merchants.get(merchant)).public())
 
 
-@router.patch("/merchants/{merchant}", response_model=MerchantOut, responses=ERRORS,
-              summary="Change a merchant's settings or turn rails on and off (admin)")
+@router.patch(
+    "/merchants/{merchant}",
+    response_model=MerchantOut,
+    responses=ERRORS,
+    summary="Change a merchant's settings or turn rails on and off (admin)",
+)
 async def update_merchant(
     request: Request, merchant: str, body: MerchantUpdate, _admin: Principal = Depends(require("admin"))
 ) -> Response:
@@ -61,8 +74,13 @@ async def update_merchant(
     return json_response(updated.public())
 
 
-@router.post("/merchants/{merchant}/keys", status_code=201, response_model=ApiKeyOut, responses=ERRORS,
-             summary="Create an API key for a merchant (admin)")
+@router.post(
+    "/merchants/{merchant}/keys",
+    status_code=201,
+    response_model=ApiKeyOut,
+    responses=ERRORS,
+    summary="Create an API key for a merchant (admin)",
+)
 async def create_key(
     request: Request, merchant: str, body: ApiKeyCreate, _admin: Principal = Depends(require("admin"))
 ) -> Response:
@@ -70,17 +88,24 @@ async def create_key(
     return json_response(key.public(), 201)
 
 
-@router.get("/merchants/{merchant}/keys", response_model=ApiKeyList, responses=ERRORS,
-            summary="List a merchant's API keys (admin)")
-async def list_keys(request: Request, merchant: str, _admin: Principal = Depends(require("admin"))) -> Response:
+@router.get(
+    "/merchants/{merchant}/keys",
+    response_model=ApiKeyList,
+    responses=ERRORS,
+    summary="List a merchant's API keys (admin)",
+)
+async def list_keys(
+    request: Request, merchant: str, _admin: Principal = Depends(require("admin"))
+) -> Response:
     runtime = runtime_of(request)
     await runtime.merchants.get(merchant)  # 404 for an unknown merchant
-    keys = await runtime.keys.list(merchant)
+    keys = await runtime.keys.for_merchant(merchant)
     return json_response({"object": "list", "data": keys, "has_more": False})
 
 
-@router.delete("/merchants/{merchant}/keys/{key}", status_code=204, responses=ERRORS,
-               summary="Revoke an API key (admin)")
+@router.delete(
+    "/merchants/{merchant}/keys/{key}", status_code=204, responses=ERRORS, summary="Revoke an API key (admin)"
+)
 async def revoke_key(
     request: Request, merchant: str, key: str, _admin: Principal = Depends(require("admin"))
 ) -> Response:
@@ -94,8 +119,12 @@ async def me(request: Request, principal: Principal = Depends(require("merchant:
     return json_response((await runtime_of(request).merchants.get(principal.merchant_id)).public())
 
 
-@router.patch("/merchant", response_model=MerchantOut, responses=ERRORS,
-              summary="Change your settings or turn rails on and off")
+@router.patch(
+    "/merchant",
+    response_model=MerchantOut,
+    responses=ERRORS,
+    summary="Change your settings or turn rails on and off",
+)
 async def update_me(
     request: Request, body: MerchantUpdate, principal: Principal = Depends(require("merchant:write"))
 ) -> Response:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from kassa.api.auth import merchant_pk, require, runtime_of
 from kassa.api.schemas import ErrorResponse, MethodChoice, OrderCreate, OrderList, OrderOut
@@ -24,7 +23,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json",
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
         headers=headers,
     )
 
@@ -33,9 +34,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     "/orders",
     status_code=201,
     response_model=None,
-    responses={201: {"model": OrderOut, "description": "Created"},
-               200: {"model": OrderOut, "description": "An order with this order_id and body already exists"},
-               **ERRORS},
+    responses={
+        201: {"model": OrderOut, "description": "Created"},
+        200: {"model": OrderOut, "description": "An order with this order_id and body already exists"},
+        **ERRORS,
+    },
     summary="Create an order",
 )
 async def create_order(
@@ -118,7 +121,7 @@ async def list_orders(
     order_id: Annotated[str | None, Query(max_length=200)] = None,
     principal: Principal = Depends(require("orders:read")),
 ) -> Response:
-    data, has_more = await runtime_of(request).orders.list(
+    data, has_more = await runtime_of(request).orders.page(
         merchant_pk(principal),
         limit=limit,
         starting_after=starting_after,

@@ -12,8 +12,13 @@ from kassa.services.api_keys import Principal
 router = APIRouter(prefix="/test", tags=["test rail"])
 
 
-@router.post("/payments", status_code=201, response_model=TestPaymentOut, responses=ERRORS,
-             summary="Send a pretend payment to an order")
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=TestPaymentOut,
+    responses=ERRORS,
+    summary="Send a pretend payment to an order",
+)
 async def create_test_payment(
     request: Request, body: TestPaymentCreate, principal: Principal = Depends(require("orders:write"))
 ) -> Response:
@@ -21,16 +26,24 @@ async def create_test_payment(
     return json_response(result, 201)
 
 
-@router.post("/blocks", response_model=TestBlocksOut, responses=ERRORS,
-             summary="Add confirmations to every pending test payment")
+@router.post(
+    "/blocks",
+    response_model=TestBlocksOut,
+    responses=ERRORS,
+    summary="Add confirmations to every pending test payment",
+)
 async def mine_test_blocks(
     request: Request, body: TestBlocksCreate, principal: Principal = Depends(require("orders:write"))
 ) -> Response:
     return json_response(await runtime_of(request).test_payments.mine(merchant_pk(principal), body.count))
 
 
-@router.post("/payments/{payment}/reject", response_model=TestPaymentOut, responses=ERRORS,
-             summary="Drop a pending test payment, as if it left the pool or was reorged out")
+@router.post(
+    "/payments/{payment}/reject",
+    response_model=TestPaymentOut,
+    responses=ERRORS,
+    summary="Drop a pending test payment, as if it left the pool or was reorged out",
+)
 async def reject_test_payment(
     request: Request, payment: str, principal: Principal = Depends(require("orders:write"))
 ) -> Response:

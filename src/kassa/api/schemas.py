@@ -93,7 +93,7 @@ class MerchantCreate(MerchantSettings):
 class MerchantUpdate(MerchantSettings):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     rails: dict[Annotated[str, Field(max_length=40)], bool] | None = Field(
-        default=None, description="Turn rails on or off, e.g. {\"test\": false}."
+        default=None, description='Turn rails on or off, e.g. {"test": false}.'
     )
 
 

@@ -51,9 +51,7 @@ class Database:
                 yield tx
                 if tx.changed_orders and self.is_postgres:
                     for order_id in sorted(tx.changed_orders):
-                        await conn.execute(
-                            text("SELECT pg_notify('kassa_orders', :id)"), {"id": order_id}
-                        )
+                        await conn.execute(text("SELECT pg_notify('kassa_orders', :id)"), {"id": order_id})
             if tx.changed_orders:
                 for callback in self.on_commit:
                     callback(tx.changed_orders)
@@ -77,7 +75,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
-        dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")

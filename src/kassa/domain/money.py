@@ -84,9 +84,7 @@ class Money:
             raise InvalidMoney(f"{value!r} is not a decimal amount like 10.50")
         frac = match.group("frac") or ""
         if len(frac) > spec.exponent:
-            raise InvalidMoney(
-                f"{spec.code} has {spec.exponent} decimal places; {value!r} has {len(frac)}"
-            )
+            raise InvalidMoney(f"{spec.code} has {spec.exponent} decimal places; {value!r} has {len(frac)}")
         minor = int(match.group("int")) * 10**spec.exponent + int(frac.ljust(spec.exponent, "0") or 0)
         return cls(minor, spec.code)
 

@@ -118,9 +118,7 @@ def tolerance_for(amount_due: int, tolerance_bps: int) -> int:
     return amount_due * tolerance_bps // 10_000
 
 
-def advance(
-    state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFacts], now: datetime
-) -> Step:
+def advance(state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFacts], now: datetime) -> Step:
     """Move the order as far as the facts allow, emitting one event per transition."""
     received = sum(p.amount for p in payments if not p.rejected)
     confirmed = sum(p.amount for p in payments if payment_is_final(p, terms))
@@ -139,8 +137,13 @@ def advance(
     elif s.status is OrderStatus.EXPIRED and terms.late_policy is LatePaymentPolicy.ACCEPT:
         if received >= enough and received > 0:
             s = dataclasses.replace(
-                s, status=OrderStatus.PROCESSING, processing_since=now, late=True,
-                exception=None, closed_at=None,
+                s,
+                status=OrderStatus.PROCESSING,
+                processing_since=now,
+                timer_remaining=timedelta(0),
+                late=True,
+                exception=None,
+                closed_at=None,
             )
             emit("order.processing")
     elif s.status is OrderStatus.PROCESSING and received < enough:
@@ -166,14 +169,18 @@ def advance(
             else:
                 exception = None
             s = dataclasses.replace(
-                s, status=OrderStatus.PAID, exception=exception, paid_at=now, closed_at=now,
+                s,
+                status=OrderStatus.PAID,
+                exception=exception,
+                paid_at=now,
+                closed_at=now,
                 timer_remaining=None,
             )
             emit("order.paid")
             if exception is not None:
                 emit(f"order.{exception.value}")
         elif s.processing_since is not None and now >= s.processing_since + terms.monitoring_window:
-            s = dataclasses.replace(s, status=OrderStatus.INVALID, closed_at=now)
+            s = dataclasses.replace(s, status=OrderStatus.INVALID, closed_at=now, timer_remaining=None)
             emit("order.invalid")
     elif s.status is OrderStatus.OPEN and now >= s.expires_at:
         exception = OrderException.UNDERPAID if received > 0 else None
@@ -181,11 +188,7 @@ def advance(
         emit("order.expired")
         if exception is not None:
             emit("order.underpaid")
-    elif (
-        s.status is OrderStatus.PAID
-        and s.exception is None
-        and confirmed > terms.amount_due
-    ):
+    elif s.status is OrderStatus.PAID and s.exception is None and confirmed > terms.amount_due:
         s = dataclasses.replace(s, exception=OrderException.OVERPAID)
         emit("order.overpaid")
 

@@ -17,9 +17,12 @@ reused for another hostname on the same CDN address.)
 
 :class:`OutboundClient` is an ``httpx.AsyncClient`` wired to that backend, with redirects off,
 no environment proxies (a proxy would resolve the name itself, defeating the check) and no cookie
-jar. :func:`deliver` refuses to run the check-free path unless ``allow_private=True``; the policy
-reaches the backend through a context variable, because httpcore opens connections in the task
-that sends the request.
+jar. :func:`deliver` insists on one unless ``allow_private=True``. The policy reaches the backend
+through a context variable (httpcore opens connections in the task that sends the request), so
+one client serves both modes; ``allow_private=True`` still resolves once and connects to the
+resolved address, it only skips the check. It is meant as a process-wide development setting:
+a pooled connection opened with the check skipped could be reused by a checked call to the same
+host.
 """
 
 from __future__ import annotations
@@ -173,9 +176,11 @@ def refusal_reason(address: IPAddress) -> str | None:
         kind = "unique-local"
     elif isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
         kind = "site-local"
+    elif address.is_reserved:
+        kind = "reserved"
     elif address.is_private:
         kind = "private"
-    elif address.is_reserved or any(address in net for net in _SPECIAL) or not address.is_global:
+    elif any(address in net for net in _SPECIAL) or not address.is_global:
         kind = "reserved"
     else:
         return None
@@ -223,9 +228,13 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             raise _DnsError(f"DNS resolution failed: {exc}") from exc
         if not addresses:
             raise _DnsError("DNS resolution returned no addresses")
+        try:
+            parsed = [ipaddress.ip_address(address.partition("%")[0]) for address in addresses]
+        except ValueError as exc:
+            raise _DnsError(f"DNS resolution returned an invalid address: {exc}") from exc
         if not _ALLOW_PRIVATE.get():
-            for address in addresses:
-                reason = refusal_reason(ipaddress.ip_address(address.partition("%")[0]))
+            for ip in parsed:
+                reason = refusal_reason(ip)
                 if reason is not None:
                     raise UnsafeTarget(reason)
         last_error: httpcore.ConnectError | None = None
@@ -408,6 +417,7 @@ async def deliver(
 
     request_headers = httpx.Headers({"Content-Type": "application/json", "Accept-Encoding": "identity"})
     request_headers.update(headers)
+    limit = max(excerpt_limit, 0)
     response: httpx.Response | None = None
     excerpt = bytearray()
     token = _ALLOW_PRIVATE.set(allow_private)
@@ -421,8 +431,8 @@ async def deliver(
             aclosing(cast(AsyncGenerator[bytes, None], response.aiter_raw())) as chunks,
         ):
             async for chunk in chunks:
-                excerpt += chunk[: excerpt_limit - len(excerpt)]
-                if len(excerpt) >= excerpt_limit:
+                excerpt += chunk[: limit - len(excerpt)]
+                if len(excerpt) >= limit:
                     break
     except (TimeoutError, httpx.HTTPError, UnsafeTarget) as exc:
         if response is None:

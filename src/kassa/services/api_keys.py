@@ -85,7 +85,7 @@ class ApiKeyService:
     ) -> IssuedKey:
         admin = merchant_id is None
         allowed = (ADMIN_SCOPE,) if admin else MERCHANT_SCOPES
-        chosen = list(allowed) if not scopes else scopes
+        chosen = scopes or list(allowed)
         bad = [s for s in chosen if s not in allowed]
         if bad:
             raise InvalidRequest(
@@ -127,7 +127,7 @@ class ApiKeyService:
             if result.rowcount == 0:
                 raise NotFound(f"no active API key {key_id!r}", param="id")
 
-    async def list(self, merchant_id: str) -> list[dict[str, Any]]:
+    async def for_merchant(self, merchant_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(api_keys)

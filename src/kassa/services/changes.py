@@ -84,11 +84,12 @@ class ChangeFeed:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
                 await conn.add_listener(
                     "kassa_orders", lambda _c, _pid, _ch, payload: self.hub.publish([payload])
                 )
-                while not conn.is_closed():
-                    await asyncio.sleep(5)
+                conn.add_termination_listener(lambda _c, event=lost: event.set())
+                await lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep listening through database restarts

@@ -74,6 +74,7 @@ class MerchantService:
         self.defaults = defaults
 
     async def create(self, name: str, **settings: Any) -> Merchant:
+        settings = {k: v for k, v in settings.items() if v is not None}
         _check_settings(settings)
         now = self.clock.now()
         values: dict[str, Any] = {
@@ -91,7 +92,9 @@ class MerchantService:
         }
         values.update({k: v for k, v in settings.items() if v is not None})
         async with self.db.transaction() as tx:
-            pk = (await tx.conn.execute(insert(merchants).values(**values))).inserted_primary_key[0]
+            pk = (
+                await tx.conn.execute(insert(merchants).values(**values).returning(merchants.c.pk))
+            ).scalar_one()
             # Every new merchant starts with the test rail on, like a gateway's test mode.
             await tx.conn.execute(
                 insert(payment_methods).values(
@@ -104,7 +107,7 @@ class MerchantService:
         async with self.db.read() as conn:
             return await load_merchant(conn, id=merchant_id)
 
-    async def list(self) -> list[Merchant]:
+    async def all(self) -> list[Merchant]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(merchants.c.pk).order_by(merchants.c.pk))).all()
             return [await load_merchant(conn, pk=r.pk) for r in rows]
@@ -142,7 +145,11 @@ async def set_rail_enabled(
     elif rail == "test":
         await conn.execute(
             insert(payment_methods).values(
-                merchant_pk=merchant.pk, rail=rail, enabled=enabled, settings={}, created_at=now,
+                merchant_pk=merchant.pk,
+                rail=rail,
+                enabled=enabled,
+                settings={},
+                created_at=now,
                 updated_at=now,
             )
         )
@@ -150,7 +157,13 @@ async def set_rail_enabled(
         raise InvalidRequest(f"rail {rail!r} must be configured before it can be enabled", param="rails")
 
 
+REQUIRED = frozenset(UPDATABLE) - {"email", "callback_url"}
+
+
 def _check_settings(settings: dict[str, Any]) -> None:
+    for name in sorted(REQUIRED & settings.keys()):
+        if settings[name] is None:
+            raise InvalidRequest(f"{name} cannot be null", param=name)
     policy = settings.get("late_payment_policy")
     if policy is not None and policy not in {p.value for p in LatePaymentPolicy}:
         raise InvalidRequest("late_payment_policy must be 'accept' or 'refund'", param="late_payment_policy")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,7 +43,7 @@ from kassa.rails.base import QuoteRequest
 from kassa.rails.registry import get_rail
 from kassa.services.events import emit
 from kassa.services.merchants import Merchant, load_merchant
-from kassa.services.views import order_view, payment_view
+from kassa.services.views import Row, order_view, payment_view
 
 MAX_EXPIRES_IN = 30 * 86400
 
@@ -112,9 +112,7 @@ def _amount_of(req: NewOrder) -> int:
             if total >= MAX_AMOUNT:
                 raise InvalidRequest("cart total is too large", param=f"cart[{i}]")
         if req.amount is not None and req.amount != total:
-            raise InvalidRequest(
-                f"amount {req.amount} does not match the cart total {total}", param="amount"
-            )
+            raise InvalidRequest(f"amount {req.amount} does not match the cart total {total}", param="amount")
         amount = total
     elif req.amount is None:
         raise InvalidRequest("give either amount or cart", param="amount")
@@ -213,7 +211,9 @@ class OrderService:
         }
         try:
             async with self.db.transaction() as tx:
-                pk = (await tx.conn.execute(insert(orders).values(**values))).inserted_primary_key[0]
+                pk = (
+                    await tx.conn.execute(insert(orders).values(**values).returning(orders.c.pk))
+                ).scalar_one()
                 await tx.conn.execute(insert(quotes), [{"order_pk": pk, **q} for q in quote_rows])
                 view = order_view(values, quote_rows, [], self.base_url)
                 await emit(
@@ -267,7 +267,9 @@ class OrderService:
                 available.setdefault(method, rail_name)
         if not available:
             raise Conflict(
-                "this merchant has no payment method enabled", param="payment_methods", code="no_payment_method"
+                "this merchant has no payment method enabled",
+                param="payment_methods",
+                code="no_payment_method",
             )
         if requested is None:
             return sorted(available.items())
@@ -300,12 +302,10 @@ class OrderService:
 
     async def version(self, order_id: str) -> int | None:
         async with self.db.read() as conn:
-            value = (
-                await conn.execute(select(orders.c.version).where(orders.c.id == order_id))
-            ).scalar()
+            value = (await conn.execute(select(orders.c.version).where(orders.c.id == order_id))).scalar()
             return int(value) if value is not None else None
 
-    async def list(
+    async def page(
         self,
         merchant_pk: int,
         *,
@@ -335,7 +335,9 @@ class OrderService:
                     )
                 ).scalar()
                 if cursor is None:
-                    raise InvalidRequest(f"no order {starting_after!r} to start after", param="starting_after")
+                    raise InvalidRequest(
+                        f"no order {starting_after!r} to start after", param="starting_after"
+                    )
                 query = query.where(orders.c.pk < cursor)
             rows = (await conn.execute(query.order_by(orders.c.pk.desc()).limit(limit + 1))).all()
             page = [r._mapping for r in rows[:limit]]
@@ -355,19 +357,21 @@ class OrderService:
             raise NotFound(f"no order {ref!r}", param="id")
         return next((r for r in rows if r.id == ref), rows[0])
 
-    async def _view(self, conn: AsyncConnection, row: Mapping[str, Any]) -> dict[str, Any]:
+    async def _view(self, conn: AsyncConnection, row: Row) -> dict[str, Any]:
         return (await self._views(conn, [row]))[0]
 
-    async def _views(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    async def _views(self, conn: AsyncConnection, rows: Sequence[Row]) -> list[dict[str, Any]]:
         if not rows:
             return []
         pks = [r["pk"] for r in rows]
-        qrows = (await conn.execute(select(quotes).where(quotes.c.order_pk.in_(pks)).order_by(quotes.c.pk))).all()
+        qrows = (
+            await conn.execute(select(quotes).where(quotes.c.order_pk.in_(pks)).order_by(quotes.c.pk))
+        ).all()
         prows = (
             await conn.execute(select(payments).where(payments.c.order_pk.in_(pks)).order_by(payments.c.pk))
         ).all()
-        by_q: dict[int, list[Mapping[str, Any]]] = {}
-        by_p: dict[int, list[Mapping[str, Any]]] = {}
+        by_q: dict[int, list[Row]] = {}
+        by_p: dict[int, list[Row]] = {}
         for q in qrows:
             by_q.setdefault(q.order_pk, []).append(q._mapping)
         for p in prows:
@@ -414,16 +418,21 @@ class OrderService:
                     param="method",
                 )
             if row.status != OrderStatus.OPEN.value:
-                raise Conflict(f"the order is {row.status}; a method can only be chosen while it is open",
-                               code="order_not_open")
+                raise Conflict(
+                    f"the order is {row.status}; a method can only be chosen while it is open",
+                    code="order_not_open",
+                )
             if row.method != method:
                 if await self._payments(tx.conn, row.pk):
-                    raise Conflict("a payment was already seen for another method", code="method_locked",
-                                   param="method")
+                    raise Conflict(
+                        "a payment was already seen for another method", code="method_locked", param="method"
+                    )
                 await tx.conn.execute(
                     update(orders)
                     .where(orders.c.pk == row.pk)
-                    .values(method=method, amount_due=quote.amount, version=orders.c.version + 1, updated_at=now)
+                    .values(
+                        method=method, amount_due=quote.amount, version=orders.c.version + 1, updated_at=now
+                    )
                 )
                 tx.order_changed(row.id)
             return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
@@ -448,7 +457,7 @@ class OrderService:
             existing = next(
                 (p for p in payment_rows if p["rail"] == obs.rail and p["reference"] == obs.reference), None
             )
-            payment_events: list[tuple[str, Mapping[str, Any]]] = []
+            payment_events: list[tuple[str, Row]] = []
             if existing is None:
                 late = pre.state.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.INVALID)
                 status = payment_status(PaymentFacts(obs.amount, obs.confirmations, obs.rejected), terms)
@@ -479,7 +488,9 @@ class OrderService:
                 changed = _payment_update(existing, obs, terms, now)
                 if changed is not None:
                     values, event = changed
-                    await tx.conn.execute(update(payments).where(payments.c.pk == existing["pk"]).values(**values))
+                    await tx.conn.execute(
+                        update(payments).where(payments.c.pk == existing["pk"]).values(**values)
+                    )
                     merged = {**existing, **values}
                     payment_rows = [merged if p is existing else p for p in payment_rows]
                     if event:
@@ -531,17 +542,19 @@ class OrderService:
             raise NotFound(f"no order {order_id!r}", param="id")
         return row
 
-    async def _reload(self, conn: AsyncConnection, pk: int) -> Mapping[str, Any]:
+    async def _reload(self, conn: AsyncConnection, pk: int) -> Row:
         return (await conn.execute(select(orders).where(orders.c.pk == pk))).one()._mapping
 
-    async def _payments(self, conn: AsyncConnection, order_pk: int) -> list[Mapping[str, Any]]:
-        rows = await conn.execute(select(payments).where(payments.c.order_pk == order_pk).order_by(payments.c.pk))
+    async def _payments(self, conn: AsyncConnection, order_pk: int) -> list[Row]:
+        rows = await conn.execute(
+            select(payments).where(payments.c.order_pk == order_pk).order_by(payments.c.pk)
+        )
         return [r._mapping for r in rows]
 
     def _advance(
         self,
-        row: Mapping[str, Any],
-        payment_rows: Sequence[Mapping[str, Any]],
+        row: Row,
+        payment_rows: Sequence[Row],
         now: datetime,
         state: OrderState | None = None,
     ) -> Step:
@@ -555,11 +568,11 @@ class OrderService:
     async def _persist(
         self,
         tx: Tx,
-        row: Mapping[str, Any],
+        row: Row,
         step: Step,
-        payment_rows: Sequence[Mapping[str, Any]],
+        payment_rows: Sequence[Row],
         now: datetime,
-        payment_events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        payment_events: Sequence[tuple[str, Row]] = (),
     ) -> None:
         values = {**_state_values(step.state, row), "updated_at": now}
         seq = row["event_seq"]
@@ -606,7 +619,7 @@ def _chain(first: Step, second: Step) -> Step:
     return Step(second.state, first.events + second.events, first.states + second.states)
 
 
-def _terms(row: Mapping[str, Any]) -> OrderTerms:
+def _terms(row: Row) -> OrderTerms:
     due = row["amount_due"] if row["amount_due"] is not None else row["amount"]
     return OrderTerms(
         amount_due=due,
@@ -617,7 +630,7 @@ def _terms(row: Mapping[str, Any]) -> OrderTerms:
     )
 
 
-def _state(row: Mapping[str, Any]) -> OrderState:
+def _state(row: Row) -> OrderState:
     remaining = row["timer_remaining"]
     return OrderState(
         status=OrderStatus(row["status"]),
@@ -633,7 +646,7 @@ def _state(row: Mapping[str, Any]) -> OrderState:
     )
 
 
-def _state_values(state: OrderState, row: Mapping[str, Any]) -> dict[str, Any]:
+def _state_values(state: OrderState, row: Row) -> dict[str, Any]:
     window = timedelta(seconds=row["monitoring_window"])
     return {
         "status": state.status.value,
@@ -641,7 +654,9 @@ def _state_values(state: OrderState, row: Mapping[str, Any]) -> dict[str, Any]:
         "amount_received": state.amount_received,
         "amount_confirmed": state.amount_confirmed,
         "expires_at": state.expires_at,
-        "timer_remaining": state.timer_remaining.total_seconds() if state.timer_remaining is not None else None,
+        "timer_remaining": state.timer_remaining.total_seconds()
+        if state.timer_remaining is not None
+        else None,
         "processing_since": state.processing_since,
         "invalid_at": state.processing_since + window if state.processing_since else None,
         "late": state.late,
@@ -651,14 +666,18 @@ def _state_values(state: OrderState, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _payment_update(
-    existing: Mapping[str, Any], obs: Observation, terms: OrderTerms, now: datetime
+    existing: Row, obs: Observation, terms: OrderTerms, now: datetime
 ) -> tuple[dict[str, Any], str | None] | None:
     """How a repeated observation changes a stored payment: confirmations only grow, and a
     rejection is final. None when nothing changes (a replay)."""
     if existing["status"] == PaymentStatus.REJECTED.value:
         return None
     if obs.rejected:
-        return {"status": PaymentStatus.REJECTED.value, "rejected_at": now, "updated_at": now}, "payment.rejected"
+        return {
+            "status": PaymentStatus.REJECTED.value,
+            "rejected_at": now,
+            "updated_at": now,
+        }, "payment.rejected"
     confirmations = max(existing["confirmations"], obs.confirmations)
     if confirmations == existing["confirmations"]:
         return None

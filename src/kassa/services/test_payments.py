@@ -94,8 +94,9 @@ class TestPaymentService:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(payments.c.order_pk, payments.c.reference, payments.c.amount, payments.c.confirmations)
-                    .where(
+                    select(
+                        payments.c.order_pk, payments.c.reference, payments.c.amount, payments.c.confirmations
+                    ).where(
                         payments.c.merchant_pk == merchant_pk,
                         payments.c.id == payment_id,
                         payments.c.rail == "test",

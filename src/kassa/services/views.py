@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+Row = Mapping[Any, Any]
+"""A database row's mapping (or a plain dict of the same columns)."""
+
 
 def iso(value: datetime | None) -> str | None:
     if value is None:
@@ -13,7 +16,7 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def quote_view(q: Mapping[str, Any]) -> dict[str, Any]:
+def quote_view(q: Row) -> dict[str, Any]:
     return {
         "method": q["method"],
         "rail": q["rail"],
@@ -26,7 +29,7 @@ def quote_view(q: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def payment_view(p: Mapping[str, Any], order_id: str) -> dict[str, Any]:
+def payment_view(p: Row, order_id: str) -> dict[str, Any]:
     return {
         "id": p["id"],
         "object": "payment",
@@ -47,9 +50,9 @@ def payment_view(p: Mapping[str, Any], order_id: str) -> dict[str, Any]:
 
 
 def order_view(
-    o: Mapping[str, Any],
-    quotes: Sequence[Mapping[str, Any]],
-    payments: Sequence[Mapping[str, Any]],
+    o: Row,
+    quotes: Sequence[Row],
+    payments: Sequence[Row],
     base_url: str,
 ) -> dict[str, Any]:
     chosen = next((q for q in quotes if q["method"] == o["method"]), None)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the system packages the tests need, from Debian, only when they are missing:
+# PostgreSQL (a private server per test run), Chromium (checkout page tests), monero (regtest
+# node and wallets), wrk (benchmarks).
+set -euo pipefail
+
+missing=()
+have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+have_pg || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v monerod >/dev/null 2>&1 && command -v monero-wallet-rpc >/dev/null 2>&1 || missing+=(monero)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "system-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,218 @@
+"""The order state machine: the DESIGN.md diagram as examples, and its invariants as properties."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kassa.domain.orders import (
+    TERMINAL,
+    LatePaymentPolicy,
+    OrderException,
+    OrderState,
+    OrderStatus,
+    OrderTerms,
+    PaymentFacts,
+    TransitionError,
+    advance,
+    cancel,
+    tolerance_for,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TERMS = OrderTerms(amount_due=1000, tolerance=0, confirmations=2, monitoring_window=timedelta(hours=1))
+
+
+def fresh(minutes: int = 15) -> OrderState:
+    return OrderState(status=OrderStatus.OPEN, expires_at=T0 + timedelta(minutes=minutes))
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_open_to_processing_to_paid() -> None:
+    step = advance(fresh(), TERMS, [PaymentFacts(1000, 0)], at(60))
+    assert step.events == ("order.processing",)
+    assert step.state.status is OrderStatus.PROCESSING
+    assert step.state.timer_remaining == timedelta(minutes=14)
+    step = advance(step.state, TERMS, [PaymentFacts(1000, 2)], at(120))
+    assert step.events == ("order.paid",)
+    assert step.state.status is OrderStatus.PAID
+    assert step.state.exception is None
+    assert step.state.paid_at == at(120)
+
+
+def test_partial_payment_stays_open_then_expires_underpaid() -> None:
+    step = advance(fresh(), TERMS, [PaymentFacts(400, 0)], at(60))
+    assert step.events == ()
+    assert step.state.status is OrderStatus.OPEN
+    assert step.state.amount_received == 400
+    step = advance(step.state, TERMS, [PaymentFacts(400, 5)], at(15 * 60))
+    assert step.events == ("order.expired", "order.underpaid")
+    assert (step.state.status, step.state.exception) == (OrderStatus.EXPIRED, OrderException.UNDERPAID)
+
+
+def test_expiry_without_payment() -> None:
+    step = advance(fresh(), TERMS, [], at(15 * 60))
+    assert step.events == ("order.expired",)
+    assert step.state.exception is None
+
+
+def test_several_payments_add_up() -> None:
+    step = advance(fresh(), TERMS, [PaymentFacts(600, 0), PaymentFacts(400, 0)], at(1))
+    assert step.state.status is OrderStatus.PROCESSING
+    step = advance(step.state, TERMS, [PaymentFacts(600, 2), PaymentFacts(400, 1)], at(2))
+    assert step.state.status is OrderStatus.PROCESSING  # one is not final yet
+    step = advance(step.state, TERMS, [PaymentFacts(600, 3), PaymentFacts(400, 2)], at(3))
+    assert step.state.status is OrderStatus.PAID
+
+
+def test_overpaid() -> None:
+    step = advance(fresh(), TERMS, [PaymentFacts(1500, 2)], at(1))
+    assert step.events == ("order.processing", "order.paid", "order.overpaid")
+    assert [s.status for s in step.states] == [OrderStatus.PROCESSING, OrderStatus.PAID, OrderStatus.PAID]
+    assert step.state.exception is OrderException.OVERPAID
+
+
+def test_overpaid_after_paid() -> None:
+    paid = advance(fresh(), TERMS, [PaymentFacts(1000, 2)], at(1)).state
+    step = advance(paid, TERMS, [PaymentFacts(1000, 2), PaymentFacts(1, 2)], at(2))
+    assert step.events == ("order.overpaid",)
+
+
+def test_tolerance() -> None:
+    terms = OrderTerms(1000, tolerance_for(1000, 100), 0, timedelta(hours=1))  # 1 %
+    assert terms.tolerance == 10
+    assert advance(fresh(), terms, [PaymentFacts(990, 0)], at(1)).state.status is OrderStatus.PAID
+    assert advance(fresh(), terms, [PaymentFacts(989, 0)], at(1)).state.status is OrderStatus.OPEN
+
+
+def test_timer_pauses_while_processing_and_resumes_when_payment_dropped() -> None:
+    processing = advance(fresh(), TERMS, [PaymentFacts(1000, 0)], at(10 * 60)).state
+    # Long past the original expiry, still processing: the timer is paused.
+    later = advance(processing, TERMS, [PaymentFacts(1000, 1)], at(40 * 60))
+    assert later.state.status is OrderStatus.PROCESSING
+    dropped = advance(later.state, TERMS, [PaymentFacts(1000, 1, rejected=True)], at(41 * 60))
+    assert dropped.events == ("order.reopened",)
+    assert dropped.state.status is OrderStatus.OPEN
+    assert dropped.state.expires_at == at(41 * 60) + timedelta(minutes=5)
+
+
+def test_monitoring_window_makes_it_invalid() -> None:
+    processing = advance(fresh(), TERMS, [PaymentFacts(1000, 0)], at(0)).state
+    assert (
+        advance(processing, TERMS, [PaymentFacts(1000, 1)], at(3599)).state.status is OrderStatus.PROCESSING
+    )
+    step = advance(processing, TERMS, [PaymentFacts(1000, 1)], at(3600))
+    assert step.events == ("order.invalid",)
+
+
+def test_late_payment_accepted() -> None:
+    expired = advance(fresh(), TERMS, [], at(15 * 60)).state
+    step = advance(expired, TERMS, [PaymentFacts(1000, 0)], at(20 * 60))
+    assert step.state.status is OrderStatus.PROCESSING and step.state.late
+    step = advance(step.state, TERMS, [PaymentFacts(1000, 2)], at(21 * 60))
+    assert step.events == ("order.paid", "order.paid_late")
+    assert step.state.exception is OrderException.PAID_LATE
+
+
+def test_late_payment_refund_policy_keeps_it_expired() -> None:
+    terms = OrderTerms(1000, 0, 2, timedelta(hours=1), LatePaymentPolicy.REFUND)
+    expired = advance(fresh(), terms, [], at(15 * 60)).state
+    step = advance(expired, terms, [PaymentFacts(1000, 5)], at(20 * 60))
+    assert step.state.status is OrderStatus.EXPIRED
+    assert step.events == ()
+
+
+def test_cancel_only_while_open() -> None:
+    step = cancel(fresh(), at(1))
+    assert step.state.status is OrderStatus.CANCELED and step.events == ("order.canceled",)
+    processing = advance(fresh(), TERMS, [PaymentFacts(1000, 0)], at(1)).state
+    with pytest.raises(TransitionError):
+        cancel(processing, at(2))
+
+
+# ----- properties -------------------------------------------------------------------------
+
+payment = st.builds(
+    PaymentFacts,
+    amount=st.integers(min_value=1, max_value=2000),
+    confirmations=st.integers(min_value=0, max_value=4),
+    rejected=st.booleans(),
+)
+terms_st = st.builds(
+    OrderTerms,
+    amount_due=st.integers(min_value=1, max_value=2000),
+    tolerance=st.integers(min_value=0, max_value=50),
+    confirmations=st.integers(min_value=0, max_value=3),
+    monitoring_window=st.just(timedelta(hours=1)),
+    late_policy=st.sampled_from(list(LatePaymentPolicy)),
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[OrderTerms, list[tuple[float, list[PaymentFacts]]]]:
+    """A sequence of (time, all payments seen so far) with confirmations only growing."""
+    terms = draw(terms_st)
+    steps = draw(st.integers(min_value=1, max_value=8))
+    payments: list[PaymentFacts] = []
+    t = 0.0
+    out = []
+    for _ in range(steps):
+        t += draw(st.floats(min_value=0, max_value=3000, allow_nan=False))
+        action = draw(st.sampled_from(["pay", "confirm", "drop", "wait"]))
+        if action == "pay":
+            payments.append(PaymentFacts(draw(st.integers(1, 2000)), 0))
+        elif action == "confirm" and payments:
+            payments = [PaymentFacts(p.amount, p.confirmations + 1, p.rejected) for p in payments]
+        elif action == "drop" and payments:
+            i = draw(st.integers(0, len(payments) - 1))
+            p = payments[i]
+            payments[i] = PaymentFacts(p.amount, p.confirmations, True)
+        out.append((t, list(payments)))
+    return terms, out
+
+
+@settings(max_examples=300)
+@given(histories())
+def test_invariants(history: tuple[OrderTerms, list[tuple[float, list[PaymentFacts]]]]) -> None:
+    terms, timeline = history
+    state = fresh()
+    for t, payments in timeline:
+        before = state
+        step = advance(state, terms, payments, at(t))
+        state = step.state
+        # Idempotent: the same facts at the same time change nothing more.
+        again = advance(state, terms, payments, at(t))
+        assert again.events == () and again.state == state
+        # One state per event, and an event for every status change.
+        assert len(step.events) == len(step.states)
+        if state.status is not before.status:
+            assert step.events
+        # Terminal states stay terminal (paid only gains an exception).
+        if before.status in TERMINAL:
+            assert state.status is before.status
+        # Becoming paid needs enough confirmed money (paid is final even if a reorg follows).
+        if state.status is OrderStatus.PAID and before.status is not OrderStatus.PAID:
+            assert state.amount_confirmed >= terms.amount_due - terms.tolerance
+            assert state.paid_at is not None
+        # Sums are exact.
+        assert state.amount_received == sum(p.amount for p in payments if not p.rejected)
+        # The timer is paused exactly while processing.
+        assert (state.timer_remaining is not None) == (state.status is OrderStatus.PROCESSING)
+        # Exceptions belong to their statuses.
+        if state.exception is OrderException.UNDERPAID:
+            assert state.status is OrderStatus.EXPIRED
+        if state.exception in (OrderException.OVERPAID, OrderException.PAID_LATE):
+            assert state.status is OrderStatus.PAID
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1), st.integers(min_value=0, max_value=10_000))
+def test_tolerance_never_exceeds_share(amount: int, bps: int) -> None:
+    tol = tolerance_for(amount, bps)
+    assert 0 <= tol <= amount
+    assert tol * 10_000 <= amount * bps
