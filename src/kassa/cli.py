@@ -95,14 +95,14 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run only the background worker (expiry, monitoring windows, rail watchers)."""
-    from kassa.worker.runner import Worker
+    from kassa.worker.runner import run_all
 
     settings = _settings()
     configure_logging(settings.log_level)
     _migrate(settings)
 
     async def main(runtime: Runtime) -> None:
-        await Worker(runtime).run()
+        await run_all(runtime)
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(main)

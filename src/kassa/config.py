@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     long_poll_max_ms: int = Field(default=120_000, ge=0, le=600_000)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Events, webhooks and callbacks.
+    event_retention_days: int = Field(default=30, ge=1, le=3650)
+    allow_private_webhooks: bool = False  # deliver to loopback/private addresses (development, tests)
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    webhook_per_target: int = Field(default=4, ge=1, le=100)  # in-flight deliveries per endpoint
+    webhook_timeout: float = Field(default=15.0, gt=0, le=60)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    webhook_disable_after_hours: float = Field(default=120.0, gt=0)  # failing this long: disabled
+    # Email (no SMTP host: emails are recorded and logged, not sent).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    mail_from: str = "Kassa <kassa@localhost>"
     # Defaults for new merchants.
     default_invoice_lifetime: int = Field(default=900, ge=60, le=30 * 86400)
     default_confirmations: int = Field(default=1, ge=0, le=1000)

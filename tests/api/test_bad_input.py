@@ -117,3 +117,14 @@ def test_bad_test_rail_bodies(api: httpx.Client) -> None:
         assert r.status_code in (400, 404) and r.json()["error"]["param"] == param, r.text
     r = api.post("/api/v1/test/blocks", json={"count": 0})
     assert r.status_code == 400 and r.json()["error"]["param"] == "count"
+
+
+def test_nul_characters_refused(api: httpx.Client) -> None:
+    # PostgreSQL cannot store NUL in text: refused up front on both databases, never a 500.
+    for response in (
+        api.post("/api/v1/orders", json={"amount": 5, "currency": "USD", "description": "a\u0000b"}),
+        api.get("/api/v1/orders/abc%00def"),
+        api.get("/api/v1/orders", params={"order_id": "a\x00b"}),
+    ):
+        assert response.status_code == 400, response.text
+        assert "NUL" in response.json()["error"]["message"]

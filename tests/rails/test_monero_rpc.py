@@ -54,7 +54,7 @@ async def poll_transfers(
     index: int,
     done: Callable[[list[Transfer]], bool],
     *,
-    timeout: float = 5.0,
+    within: float = 5.0,
 ) -> tuple[list[Transfer], float]:
     """refresh + get_transfers(in, pool) for one subaddress until ``done``; returns (transfers, s)."""
     start = time.monotonic()
@@ -64,8 +64,8 @@ async def poll_transfers(
         elapsed = time.monotonic() - start
         if done(transfers):
             return transfers, elapsed
-        if elapsed > timeout:
-            pytest.fail(f"subaddress {index}: still {transfers!r} after {timeout} s")
+        if elapsed > within:
+            pytest.fail(f"subaddress {index}: still {transfers!r} after {within} s")
         await asyncio.sleep(0.1)
 
 
@@ -107,21 +107,30 @@ async def test_payment_is_seen_in_pool_then_confirmed(
     amount = 1_234_567_890_123
     payment = await asyncio.to_thread(monero_regtest.transfer, [(sub.address, amount)])
 
-    seen, elapsed = await poll_transfers(merchant, sub.address_index, lambda ts: bool(ts), timeout=5)
+    seen, elapsed = await poll_transfers(merchant, sub.address_index, lambda ts: bool(ts), within=5)
     assert elapsed < 3, f"pool payment took {elapsed:.2f} s to show"
     (pooled,) = seen
-    assert pooled.in_pool and pooled.type == "pool"
+    assert pooled.in_pool
+    assert pooled.type == "pool"
     assert pooled.txid == payment.txid
-    assert pooled.amount == amount and pooled.amounts == (amount,)
-    assert pooled.confirmations == 0 and pooled.height == 0
+    assert pooled.amount == amount
+    assert pooled.amounts == (amount,)
+    assert pooled.confirmations == 0
+    assert pooled.height == 0
     assert pooled.subaddr_index == SubaddressIndex(0, sub.address_index)
     assert pooled.address == sub.address
-    assert pooled.unlock_time == 0 and not pooled.double_spend_seen
+    assert pooled.unlock_time == 0
+    assert not pooled.double_spend_seen
     assert pooled.timestamp > 0
 
     # A view-only wallet can check the payer's proof (tx key) while the tx is in the pool.
     check = await merchant.check_tx_key(payment.txid, payment.tx_key, sub.address)
-    assert check.received == amount and check.in_pool
+    assert check.received == amount
+    assert check.in_pool
+
+    # Pool entries ignore the height filter.
+    far = await merchant.get_transfers(min_height=10**9, subaddr_indices=[sub.address_index])
+    assert [t.identity for t in far] == [pooled.identity]
 
     height_before = (await daemon.get_info()).height
     await asyncio.to_thread(monero_regtest.mine, 1)
@@ -137,7 +146,8 @@ async def test_payment_is_seen_in_pool_then_confirmed(
 
     await asyncio.to_thread(monero_regtest.mine, 4)
     later, _ = await poll_transfers(merchant, sub.address_index, lambda ts: ts[0].confirmations == 5)
-    assert later[0].height == mined.height and later[0].locked  # outputs unlock after 10 blocks
+    assert later[0].height == mined.height
+    assert later[0].locked
 
     # min_height is inclusive in our API (exclusive on the wire); pool entries are not height-filtered.
     assert [t.txid for t in await merchant.get_transfers(min_height=mined.height)].count(payment.txid) == 1
@@ -180,7 +190,8 @@ async def test_wallet_height_follows_daemon_height(
     monero_regtest: MoneroRegtest, merchant: MoneroWalletRpc, daemon: MoneroDaemonRpc
 ) -> None:
     info = await daemon.get_info()
-    assert info.synchronized and info.offline
+    assert info.synchronized
+    assert info.offline
     assert info.nettype == "fakechain"  # what --regtest reports
     await merchant.refresh()
     assert await merchant.get_height() == info.height
@@ -203,12 +214,49 @@ async def test_wrong_password_fails_clearly(monero_regtest: MoneroRegtest) -> No
             await wrong.get_height()
     message = str(caught.value)
     assert caught.value.status_code == 401
-    assert monero_regtest.merchant_wallet_url in message and "get_height" in message
-    assert repr(user) in message and password not in message
+    assert monero_regtest.merchant_wallet_url in message
+    assert "get_height" in message
+    assert repr(user) in message
+    assert password not in message
 
     async with MoneroWalletRpc(monero_regtest.merchant_wallet_url) as anonymous:
         with pytest.raises(MoneroAuthenticationError, match="no credentials"):
             await anonymous.get_height()
+
+
+@pytest.mark.slow
+async def test_concurrent_calls_share_one_digest_session(merchant: MoneroWalletRpc) -> None:
+    heights = await asyncio.gather(*(merchant.get_height() for _ in range(20)))
+    assert len(set(heights)) == 1
+    addresses = await asyncio.gather(*(merchant.create_address(f"ord_concurrent_{i}") for i in range(5)))
+    assert len({a.address_index for a in addresses}) == 5
+
+
+@pytest.mark.slow
+async def test_digest_auth_survives_new_connections(monero_regtest: MoneroRegtest) -> None:
+    """epee keeps the digest nonce per TCP connection. When httpx drops an idle connection (after
+    ``keepalive_expiry``, 5 s by default) the next request reuses a stale nonce on a new connection,
+    gets a 401 with a fresh challenge and answers it on that same connection."""
+    assert monero_regtest.merchant_rpc_login is not None
+    user, password = monero_regtest.merchant_rpc_login
+    statuses: list[int] = []
+
+    async def record(response: httpx.Response) -> None:
+        statuses.append(response.status_code)
+
+    short_keepalive = httpx.AsyncClient(
+        limits=httpx.Limits(keepalive_expiry=0.1), event_hooks={"response": [record]}
+    )
+    async with (
+        short_keepalive,
+        MoneroWalletRpc(monero_regtest.merchant_wallet_url, user, password, client=short_keepalive) as wallet,
+    ):
+        heights = []
+        for _ in range(3):
+            heights.append(await wallet.get_height())
+            await asyncio.sleep(0.3)
+        assert len(set(heights)) == 1
+    assert statuses == [401, 200] * 3  # each new connection: stale nonce refused, then accepted
 
 
 @pytest.mark.slow
@@ -221,7 +269,8 @@ async def test_credentials_in_the_url_use_digest_auth_and_stay_out_of_messages(
     url = base.replace("http://", f"http://{user}:{password}@") + "/json_rpc"
     async with MoneroWalletRpc(url) as wallet:
         assert await wallet.get_height() > 0
-        assert wallet.url == base and password not in repr(wallet)
+        assert wallet.url == base
+        assert password not in repr(wallet)
         with pytest.raises(MoneroRpcError) as caught:
             await wallet.call("no_such_method")
     assert caught.value.code == -32601
@@ -247,7 +296,9 @@ async def test_connection_refused_raises_unreachable() -> None:
         with pytest.raises(MoneroUnreachable) as caught:
             await wallet.get_height()
     message = str(caught.value)
-    assert url in message and "get_height" in message and "ConnectError" in message
+    assert url in message
+    assert "get_height" in message
+    assert "ConnectError" in message
     assert "hunter2" not in message
     async with MoneroDaemonRpc(url) as rpc:
         with pytest.raises(MoneroUnreachable, match="monerod at"):
@@ -347,7 +398,11 @@ async def test_transfer_entries_are_parsed_as_the_0_18_wallet_sends_them() -> No
         "min_height": 100,
         "subaddr_indices": [7, 8],
     }
-    assert pooled.in_pool and pooled.confirmations == 0 and pooled.amounts == (1, 2)
+    assert pooled.in_pool
+    assert pooled.confirmations == 0
+    assert pooled.amounts == (1, 2)
     assert pooled.identity == f"{'ab' * 32}:0:7"
-    assert not incoming.in_pool and incoming.confirmations == 2 and incoming.height == 101
+    assert not incoming.in_pool
+    assert incoming.confirmations == 2
+    assert incoming.height == 101
     assert incoming.identity == f"{'ab' * 32}:0:8"

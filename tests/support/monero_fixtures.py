@@ -26,9 +26,12 @@ def monero_regtest() -> Iterator[MoneroRegtest]:
     and look only at those. Fails (does not skip) when the Monero binaries are missing: the
     project's Makefile installs them.
     """
+    missing: str | None = None
     try:
         find_monero_binaries()
     except MoneroBinariesMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+        missing = str(exc)
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)
     with MoneroRegtest(merchant_rpc_login=(MERCHANT_RPC_USER, secrets.token_urlsafe(12))) as net:
         yield net

@@ -41,6 +41,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +49,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,14 +95,17 @@ class RpcCallError(MoneroRegtestError):
 def find_monero_binaries() -> tuple[str, str]:
     """Paths of monerod and monero-wallet-rpc (``$KASSA_MONEROD`` / ``$KASSA_MONERO_WALLET_RPC``
     override the PATH lookup), or :class:`MoneroBinariesMissing` with what to do."""
-    found: dict[str, str | None] = {
-        "monerod": os.environ.get("KASSA_MONEROD") or shutil.which("monerod"),
-        "monero-wallet-rpc": os.environ.get("KASSA_MONERO_WALLET_RPC") or shutil.which("monero-wallet-rpc"),
-    }
+    found: dict[str, str | None] = {}
+    looked: list[str] = []
+    for name, variable in (("monerod", "KASSA_MONEROD"), ("monero-wallet-rpc", "KASSA_MONERO_WALLET_RPC")):
+        override = os.environ.get(variable)
+        found[name] = override or shutil.which(name)
+        looked.append(f"${variable}={override}" if override else f"{name} on PATH")
     missing = [name for name, path in found.items() if not path or not os.access(path, os.X_OK)]
     if missing:
         raise MoneroBinariesMissing(
-            f"{' and '.join(missing)} not found on PATH: the Monero regtest tests need the Monero "
+            f"{' and '.join(missing)} not found (looked for {', '.join(looked)}): "
+            "the Monero regtest tests need the Monero "
             "0.18 binaries. Install them with the project's Makefile (it installs the Debian package "
             "`monero`: apt-get install -y monero), or point $KASSA_MONEROD and "
             "$KASSA_MONERO_WALLET_RPC at them."
@@ -123,13 +127,46 @@ def free_loopback_ports(n: int) -> list[int]:
             sock.close()
 
 
+_NOTABLE = re.compile(r"error|fail|unrecognis|exception|cannot|can't|unable", re.IGNORECASE)
+
+
 def _tail(path: Path, lines: int) -> str:
+    """The last ``lines`` non-blank lines, preceded by earlier lines that look like errors."""
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
         return f"(cannot read {path}: {exc})"
-    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    all_lines = [line for line in text.splitlines() if line.strip()]
+    kept = all_lines[-lines:]
+    notable = [line for line in all_lines[: len(all_lines) - len(kept)] if _NOTABLE.search(line)][-10:]
+    if notable:
+        kept = ["(earlier lines that look like errors:)", *notable, "(last lines:)", *kept]
     return "\n".join(kept) if kept else "(empty)"
+
+
+_WORKDIR_PREFIX = "kassa-monero-"
+_OWNER_FILE = "owner.pid"
+
+
+def _remove_stale_workdirs() -> None:
+    """Remove temp dirs left by runs that were killed before they could clean up (their servers
+    died with them, see ``--pdeathsig``)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            owner = int((path / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner != os.getpid() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _redacted(argv: Sequence[str]) -> str:
+    """The command line with the value of ``--rpc-login`` hidden."""
+    shown = list(argv)
+    for i, arg in enumerate(shown[:-1]):
+        if arg in ("--rpc-login", "--daemon-login"):
+            shown[i + 1] = shown[i + 1].split(":", 1)[0] + ":***"
+    return " ".join(shown)
 
 
 @dataclass
@@ -151,6 +188,8 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def tail(self, lines: int = 30) -> str:
+        """Log tails for an error message (the files go with the temp dir unless
+        ``KASSA_KEEP_MONERO_DIR=1`` or ``keep_dir=True``)."""
         return (
             f"--- {self.name}: last lines of {self.log_path} ---\n{_tail(self.log_path, lines)}\n"
             f"--- {self.name}: last lines of {self.output_path} ---\n{_tail(self.output_path, lines)}"
@@ -352,7 +391,9 @@ class MoneroRegtest:
         return self
 
     def _start(self, t0: float) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="kassa-monero-"))
+        _remove_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+        (self.workdir / _OWNER_FILE).write_text(str(os.getpid()))
         daemon_rpc_port, p2p_port = free_loopback_ports(2)
         self._daemon_port = daemon_rpc_port
         monerod, _ = self._require_binaries()
@@ -419,9 +460,9 @@ class MoneroRegtest:
             for what, (future, process) in steps.items():
                 try:
                     future.result()
-                except MoneroRegtestError as exc:
+                except Exception as exc:
                     raise MoneroRegtestError(
-                        f"regtest start failed to {what}: {exc}\n{process.tail()}"
+                        f"regtest start failed to {what}: {type(exc).__name__}: {exc}\n{process.tail()}"
                     ) from exc
 
         self._sync_wallet("payer")
@@ -616,8 +657,8 @@ class MoneroRegtest:
         while True:
             if not process.running():
                 raise MoneroRegtestError(
-                    f"{process.name} exited with code {process.popen.returncode} while starting "
-                    f"(command: {' '.join(process.argv[:1])} ...)\n{process.tail()}"
+                    f"{process.name} exited with code {process.popen.returncode} while starting\n"
+                    f"command: {_redacted(process.argv)}\n{process.tail()}"
                 )
             try:
                 rpc.post(method, timeout=2)
@@ -692,10 +733,3 @@ class MoneroRegtest:
             if time.monotonic() > deadline:
                 raise MoneroRegtestError(f"wallet {name} stuck at height {height} < {target}")
             time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def monero_regtest(**kwargs: Any) -> Iterator[MoneroRegtest]:
-    """``with monero_regtest(...) as net:`` (same arguments as :class:`MoneroRegtest`)."""
-    with MoneroRegtest(**kwargs) as net:
-        yield net

@@ -16,7 +16,11 @@ from kassa.api.app import create_app
 from kassa.clock import ShiftedClock
 from kassa.config import load_settings
 from kassa.db.migrate import upgrade
+from kassa.notify.email import RecordingMailer
+from kassa.notify.outbound import OutboundClient
 from kassa.runtime import Runtime, build_runtime
+from kassa.worker.deliveries import DeliveryWorker
+from kassa.worker.emails import EmailWorker
 from kassa.worker.runner import Worker
 
 T = TypeVar("T")
@@ -42,12 +46,16 @@ class KassaServer:
             admin_token=ADMIN_TOKEN,
             secret_key_file=secret_file,
             access_log=False,
+            allow_private_webhooks=True,
             **settings,
         )
         upgrade(database_url)
         self.runtime: Runtime = build_runtime(self.settings, self.clock)
         self.app = create_app(self.runtime, run_worker=run_worker)
         self.worker = Worker(self.runtime)
+        self.mailer = RecordingMailer()
+        self.deliveries = DeliveryWorker(self.runtime, client=OutboundClient(verify=False))
+        self.emails = EmailWorker(self.runtime, self.mailer)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
@@ -85,6 +93,13 @@ class KassaServer:
     def tick(self) -> int:
         """One worker pass at the clock's current time; returns how many orders moved."""
         return self.call(self.worker.run_once())
+
+    def deliver(self) -> None:
+        """Send every due webhook/callback delivery, waiting for the answers."""
+        self.call(self.deliveries.drain(), timeout=120)
+
+    def send_emails(self) -> int:
+        return self.call(self.emails.run_once())
 
     def admin(self) -> httpx.Client:
         return httpx.Client(

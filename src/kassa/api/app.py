@@ -16,10 +16,11 @@ from kassa.api.routes_merchants import router as merchants_router
 from kassa.api.routes_orders import json_response
 from kassa.api.routes_orders import router as orders_router
 from kassa.api.routes_test import router as test_router
+from kassa.api.routes_webhooks import router as webhooks_router
 from kassa.api.schemas import Health
 from kassa.checkout.routes import router as checkout_router
 from kassa.runtime import Runtime, change_feed
-from kassa.worker.runner import Worker
+from kassa.worker.runner import run_all
 
 log = logging.getLogger("kassa")
 
@@ -35,9 +36,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
         feed.start()
         worker_task = None
         if run_worker:
-            worker = Worker(runtime)
-            _app.state.worker = worker
-            worker_task = asyncio.create_task(worker.run(), name="kassa-worker")
+            worker_task = asyncio.create_task(run_all(runtime), name="kassa-worker")
         try:
             yield
         finally:
@@ -64,6 +63,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     api.include_router(orders_router)
     api.include_router(merchants_router)
     api.include_router(test_router)
+    api.include_router(webhooks_router)
     app.include_router(api)
     app.include_router(checkout_router)
 

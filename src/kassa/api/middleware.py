@@ -91,14 +91,27 @@ class RequestLogMiddleware:
             )
 
 
+_NUL_MESSAGE = "text must not contain NUL characters (\\u0000)"
+
+
+def _has_nul(scope: Scope) -> bool:
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    query = scope.get("query_string", b"")
+    return b"%00" in raw or b"\x00" in raw or b"%00" in query or b"\x00" in query
+
+
 class BodyGuardMiddleware:
-    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies on the API."""
+    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies on the API, and
+    400 for NUL characters anywhere in a request (PostgreSQL cannot store them in text)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_nul(scope):
+            await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
+            return
         if (
             scope["type"] != "http"
             or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE")
@@ -128,6 +141,9 @@ class BodyGuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if b"\\u0000" in body:
+            await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
+            return
         if body:
             ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):

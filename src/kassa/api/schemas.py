@@ -84,6 +84,7 @@ class MerchantSettings(Strict_):
     monitoring_window: Annotated[int, Strict(), Field(ge=60, le=90 * 86400)] | None = None
     late_payment_policy: Literal["accept", "refund"] | None = None
     callback_url: HttpUrl | None = None
+    notify_paid_email: bool | None = Field(default=None, description="Email the merchant about paid orders.")
 
 
 class MerchantCreate(MerchantSettings):
@@ -222,6 +223,7 @@ class MerchantOut(BaseModel):
     monitoring_window: int
     late_payment_policy: Literal["accept", "refund"]
     callback_url: str | None
+    notify_paid_email: bool
     rails: list[RailSwitch]
     created_at: str
 
@@ -257,3 +259,103 @@ class ApiKeyList(BaseModel):
 class Health(BaseModel):
     status: str
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+# ----- events and webhooks --------------------------------------------------------------------
+
+
+class WebhookEndpointCreate(Strict_):
+    url: HttpUrl
+    event_types: list[Annotated[str, Field(max_length=60)]] = Field(
+        default_factory=lambda: ["*"], max_length=50
+    )
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(Strict_):
+    url: HttpUrl | None = None
+    event_types: list[Annotated[str, Field(max_length=60)]] | None = Field(default=None, max_length=50)
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class SecretRotation(Strict_):
+    overlap_seconds: Annotated[int, Strict(), Field(ge=0, le=7 * 86400)] = 86400
+
+
+class Redelivery(Strict_):
+    endpoint: str | None = Field(default=None, max_length=40, description="Only to this endpoint.")
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    object: Literal["webhook_endpoint"]
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: str | None
+    previous_secret_expires_at: str | None
+    created_at: str
+    updated_at: str
+    secret: str | None = Field(default=None, description="Shown once: on creation and on rotation.")
+
+
+class WebhookEndpointList(BaseModel):
+    object: Literal["list"]
+    data: list[WebhookEndpointOut]
+    has_more: bool
+
+
+class EventOut(BaseModel):
+    id: str
+    object: Literal["event"]
+    type: str
+    created_at: str
+    order: str | None
+    object_type: str
+    object_id: str
+    sequence: int
+    test: bool
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    object: Literal["list"]
+    data: list[EventOut]
+    has_more: bool
+
+
+class AttemptOut(BaseModel):
+    attempted_at: str
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    response_excerpt: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    object: Literal["delivery"]
+    event: str
+    event_type: str
+    endpoint: str | None
+    url: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: list[AttemptOut]
+    next_attempt_at: str | None
+    created_at: str
+    completed_at: str | None
+
+
+class DeliveryList(BaseModel):
+    object: Literal["list"]
+    data: list[DeliveryOut]
+    has_more: bool
+
+
+class CallbackSecretOut(BaseModel):
+    object: Literal["callback_secret"]
+    secret: str

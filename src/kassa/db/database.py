@@ -22,6 +22,7 @@ class Tx:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.changed_orders: set[str] = set()
+        self.cache: dict[tuple[str, int], Any] = {}  # lookups repeated within this transaction
 
     def order_changed(self, order_id: str) -> None:
         self.changed_orders.add(order_id)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from kassa.db.types import Amount, PrimaryKey, UTCDateTime
@@ -46,6 +47,8 @@ merchants = Table(
     Column("monitoring_window", Integer, nullable=False),  # seconds
     Column("late_payment_policy", String(20), nullable=False),
     Column("callback_url", Text),
+    Column("callback_secret", Text),  # encrypted; signs callbacks to order/merchant callback URLs
+    Column("notify_paid_email", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -185,6 +188,7 @@ events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_events_merchant_pk_pk", "merchant_pk", "pk"),
     Index("ix_events_object_id", "object_id"),
+    Index("ix_events_created_at", "created_at"),
 )
 
 idempotency_keys = Table(
@@ -200,4 +204,95 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", String(500)),
+    Column("event_types", JSON, nullable=False),  # ["*"] for all
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),  # encrypted
+    Column("previous_secret", Text),  # encrypted; still signs until previous_secret_expires_at
+    Column("previous_secret_expires_at", UTCDateTime),
+    Column("disabled_reason", Text),
+    Column("failing_since", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_endpoints_merchant_pk", "merchant_pk"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("event_pk", ForeignKey("events.pk", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_pk", ForeignKey("webhook_endpoints.pk", ondelete="CASCADE")),  # NULL: a callback URL
+    Column("url", Text, nullable=False),
+    Column("channel", String(80), nullable=False),  # per-target FIFO key: "whe_…" or "cb:<merchant>:<url>"
+    Column("order_id", String(40)),  # with channel: events of one order go out in sequence
+    Column("status", String(20), nullable=False),  # pending, succeeded, failed, canceled
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime),
+    Column("lease", String(40)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_channel_order", "channel", "order_id", "status"),
+    Index("ix_deliveries_endpoint_pk_pk", "endpoint_pk", "pk"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    _pk(),
+    Column("delivery_pk", ForeignKey("deliveries.pk", ondelete="CASCADE"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text),
+    Column("response_excerpt", Text),
+    Index("ix_delivery_attempts_delivery_pk", "delivery_pk"),
+)
+
+emails = Table(
+    "emails",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(60), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html_body", Text, nullable=False),
+    Column("order_id", String(40)),
+    Column("status", String(20), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("leased_until", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_emails_due", "status", "next_attempt_at"),
+)
+
+rail_states = Table(
+    "rail_states",
+    metadata,
+    _pk(),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("state", JSON, nullable=False),  # a watcher's cursor (e.g. last scanned height)
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "rail", name="uq_rail_states_merchant_rail"),
 )

@@ -1,19 +1,34 @@
-"""The transactional outbox: every state change writes its event in the change's own transaction."""
+"""The transactional outbox: every state change writes its event in the change's own transaction,
+and with it one delivery row per interested webhook endpoint, one for the callback URL, and the
+emails it triggers. Nothing is sent here: the worker sends, retries and logs."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select
 
-from kassa.db.tables import events
+from kassa.db.database import Tx
+from kassa.db.tables import deliveries, emails, events, merchants, webhook_endpoints
+from kassa.domain.money import Money
 from kassa.ids import new_id
+from kassa.notify.email import EmailKind, EmailMessageSpec, OrderEmailContext, render_order_email
+
+CUSTOMER_EMAILS = {
+    "order.created": EmailKind.CUSTOMER_ORDER_CREATED,
+    "order.paid": EmailKind.CUSTOMER_ORDER_PAID,
+    "order.expired": EmailKind.CUSTOMER_ORDER_EXPIRED,
+}
+
+
+def callback_channel(merchant_pk: int, url: str) -> str:
+    return f"cb:{merchant_pk}:{hashlib.sha256(url.encode()).hexdigest()[:24]}"
 
 
 async def emit(
-    conn: AsyncConnection,
+    tx: Tx,
     *,
     merchant_pk: int,
     type: str,
@@ -24,20 +39,172 @@ async def emit(
     data: dict[str, Any],
     test: bool,
     now: datetime,
+    callback_url: str | None = None,
+    customer_email: str | None = None,
 ) -> str:
     event_id = new_id("evt")
-    await conn.execute(
-        insert(events).values(
-            id=event_id,
+    event_pk = (
+        await tx.conn.execute(
+            insert(events)
+            .values(
+                id=event_id,
+                merchant_pk=merchant_pk,
+                type=type,
+                object_type=object_type,
+                object_id=object_id,
+                order_id=order_id,
+                sequence=sequence,
+                data=data,
+                test=test,
+                created_at=now,
+            )
+            .returning(events.c.pk)
+        )
+    ).scalar_one()
+    merchant = await _merchant(tx, merchant_pk)
+    targets = [
+        (ep["pk"], ep["id"], ep["url"])
+        for ep in await _endpoints(tx, merchant_pk)
+        if "*" in ep["event_types"] or type in ep["event_types"]
+    ]
+    callback = callback_url or merchant["callback_url"]
+    rows = [_delivery(merchant_pk, event_pk, pk, url, channel, order_id, now) for pk, channel, url in targets]
+    if callback:
+        rows.append(
+            _delivery(
+                merchant_pk, event_pk, None, callback, callback_channel(merchant_pk, callback), order_id, now
+            )
+        )
+    if rows:
+        await tx.conn.execute(insert(deliveries), rows)
+    if object_type == "order":
+        await _queue_emails(tx, merchant_pk, merchant, type, data, customer_email, now)
+    return event_id
+
+
+def _delivery(
+    merchant_pk: int,
+    event_pk: int,
+    endpoint_pk: int | None,
+    url: str,
+    channel: str,
+    order_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": new_id("dlv"),
+        "merchant_pk": merchant_pk,
+        "event_pk": event_pk,
+        "endpoint_pk": endpoint_pk,
+        "url": url,
+        "channel": channel,
+        "order_id": order_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+async def _merchant(tx: Tx, merchant_pk: int) -> dict[str, Any]:
+    key = ("merchant", merchant_pk)
+    if key not in tx.cache:
+        row = (
+            await tx.conn.execute(
+                select(
+                    merchants.c.name,
+                    merchants.c.email,
+                    merchants.c.callback_url,
+                    merchants.c.notify_paid_email,
+                ).where(merchants.c.pk == merchant_pk)
+            )
+        ).one()
+        tx.cache[key] = dict(row._mapping)
+    value: dict[str, Any] = tx.cache[key]
+    return value
+
+
+async def _endpoints(tx: Tx, merchant_pk: int) -> list[dict[str, Any]]:
+    key = ("endpoints", merchant_pk)
+    if key not in tx.cache:
+        rows = await tx.conn.execute(
+            select(
+                webhook_endpoints.c.pk,
+                webhook_endpoints.c.id,
+                webhook_endpoints.c.url,
+                webhook_endpoints.c.event_types,
+            )
+            .where(webhook_endpoints.c.merchant_pk == merchant_pk, webhook_endpoints.c.enabled.is_(True))
+            .order_by(webhook_endpoints.c.pk)
+        )
+        tx.cache[key] = [dict(r._mapping) for r in rows]
+    value: list[dict[str, Any]] = tx.cache[key]
+    return value
+
+
+async def _queue_emails(
+    tx: Tx,
+    merchant_pk: int,
+    merchant: dict[str, Any],
+    type: str,
+    order: dict[str, Any],
+    customer_email: str | None,
+    now: datetime,
+) -> None:
+    messages = []
+    kind = CUSTOMER_EMAILS.get(type)
+    if kind is not None and customer_email:
+        messages.append(render_order_email(kind, _context(merchant, order), customer_email))
+    if type == "order.paid" and merchant["notify_paid_email"] and merchant["email"]:
+        messages.append(
+            render_order_email(EmailKind.MERCHANT_ORDER_PAID, _context(merchant, order), merchant["email"])
+        )
+    for msg in messages:
+        await queue_email(tx, merchant_pk, msg, order["id"], now)
+
+
+def _context(merchant: dict[str, Any], order: dict[str, Any]) -> OrderEmailContext:
+    received = order.get("amount_received") or 0
+    pay_currency = order.get("payment_currency") or order["currency"]
+    return OrderEmailContext(
+        order_id=order["id"],
+        merchant_name=merchant["name"],
+        amount_display=Money(order["amount"], order["currency"]).display(),
+        description=order.get("description"),
+        checkout_url=order["checkout_url"],
+        status=order["status"],
+        test=order["test"],
+        paid_at=_dt(order.get("paid_at")),
+        created_at=_dt(order.get("created_at")),
+        expires_at=_dt(order.get("expires_at")),
+        merchant_order_id=order.get("order_id"),
+        customer_email=order.get("email"),
+        underpaid=order.get("exception") == "underpaid",
+        amount_received_display=Money(received, pay_currency).display() if received else None,
+        merchant_contact=merchant["email"],
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def queue_email(
+    tx: Tx, merchant_pk: int, msg: EmailMessageSpec, order_id: str | None, now: datetime
+) -> None:
+    await tx.conn.execute(
+        insert(emails).values(
+            id=new_id("eml"),
             merchant_pk=merchant_pk,
-            type=type,
-            object_type=object_type,
-            object_id=object_id,
+            kind=str(msg.kind),
+            recipient=msg.to,
+            subject=msg.subject,
+            text_body=msg.text,
+            html_body=msg.html,
             order_id=order_id,
-            sequence=sequence,
-            data=data,
-            test=test,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
             created_at=now,
         )
     )
-    return event_id

@@ -28,6 +28,7 @@ UPDATABLE = (
     "monitoring_window",
     "late_payment_policy",
     "callback_url",
+    "notify_paid_email",
 )
 
 
@@ -43,6 +44,7 @@ class Merchant:
     monitoring_window: int
     late_payment_policy: LatePaymentPolicy
     callback_url: str | None
+    notify_paid_email: bool
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
@@ -62,6 +64,7 @@ class Merchant:
             "monitoring_window": self.monitoring_window,
             "late_payment_policy": self.late_payment_policy.value,
             "callback_url": self.callback_url,
+            "notify_paid_email": self.notify_paid_email,
             "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
             "created_at": iso(self.created_at),
         }
@@ -87,6 +90,7 @@ class MerchantService:
             "monitoring_window": self.defaults["default_monitoring_window"],
             "late_payment_policy": LatePaymentPolicy.ACCEPT.value,
             "callback_url": None,
+            "notify_paid_email": False,
             "created_at": now,
             "updated_at": now,
         }
@@ -157,7 +161,7 @@ async def set_rail_enabled(
         raise InvalidRequest(f"rail {rail!r} must be configured before it can be enabled", param="rails")
 
 
-REQUIRED = frozenset(UPDATABLE) - {"email", "callback_url"}
+REQUIRED = frozenset(UPDATABLE) - {"email", "callback_url"}  # the rest cannot be cleared
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
@@ -195,6 +199,7 @@ def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
         monitoring_window=row.monitoring_window,
         late_payment_policy=LatePaymentPolicy(row.late_payment_policy),
         callback_url=row.callback_url,
+        notify_paid_email=row.notify_paid_email,
         created_at=row.created_at,
         rails=rails,
     )

@@ -217,7 +217,7 @@ class OrderService:
                 await tx.conn.execute(insert(quotes), [{"order_pk": pk, **q} for q in quote_rows])
                 view = order_view(values, quote_rows, [], self.base_url)
                 await emit(
-                    tx.conn,
+                    tx,
                     merchant_pk=merchant_pk,
                     type="order.created",
                     object_type="order",
@@ -227,6 +227,8 @@ class OrderService:
                     data=view,
                     test=values["test"],
                     now=now,
+                    callback_url=req.callback_url,
+                    customer_email=req.email,
                 )
                 tx.order_changed(order_id)
         except IntegrityError:
@@ -586,7 +588,7 @@ class OrderService:
         for event, payment in payment_events:
             seq += 1
             await emit(
-                tx.conn,
+                tx,
                 merchant_pk=row["merchant_pk"],
                 type=event,
                 object_type="payment",
@@ -596,12 +598,13 @@ class OrderService:
                 data=payment_view(payment, row["id"]),
                 test=row["test"],
                 now=now,
+                callback_url=row["callback_url"],
             )
         for event, state in zip(step.events, step.states, strict=True):
             seq += 1
             at_that_moment = {**snapshot, **_state_values(state, row), "event_seq": seq}
             await emit(
-                tx.conn,
+                tx,
                 merchant_pk=row["merchant_pk"],
                 type=event,
                 object_type="order",
@@ -611,6 +614,8 @@ class OrderService:
                 data=order_view(at_that_moment, qrows, payment_rows, self.base_url),
                 test=row["test"],
                 now=now,
+                callback_url=row["callback_url"],
+                customer_email=row["email"],
             )
         tx.order_changed(row["id"])
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from kassa.db.tables import idempotency_keys
+from kassa.db.tables import events, idempotency_keys
 from kassa.runtime import Runtime
 
 log = logging.getLogger("kassa.worker")
@@ -39,9 +39,19 @@ class Worker:
         return moved
 
     async def prune(self) -> None:
-        cutoff = self.runtime.clock.now() - timedelta(hours=self.runtime.settings.idempotency_ttl_hours)
+        now, settings = self.runtime.clock.now(), self.runtime.settings
         async with self.runtime.db.transaction() as tx:
-            await tx.conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff))
+            await tx.conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.created_at < now - timedelta(hours=settings.idempotency_ttl_hours)
+                )
+            )
+            # Events go after the retention period, with their deliveries and attempt logs.
+            await tx.conn.execute(
+                delete(events).where(
+                    events.c.created_at < now - timedelta(days=settings.event_retention_days)
+                )
+            )
 
     async def run(self) -> None:
         log.info("worker started (interval %.1fs)", self.interval)
@@ -55,3 +65,17 @@ class Worker:
             except Exception:
                 log.exception("worker pass failed; retrying")
             await asyncio.sleep(self.interval)
+
+
+async def run_all(runtime: Runtime) -> None:
+    """Every background loop of one worker process: orders, webhook deliveries, email."""
+    from kassa.worker.deliveries import DeliveryWorker
+    from kassa.worker.emails import EmailWorker
+
+    deliveries = DeliveryWorker(runtime)
+    try:
+        await asyncio.gather(
+            Worker(runtime).run(), deliveries.run(), EmailWorker(runtime, runtime.mailer).run()
+        )
+    finally:
+        await deliveries.client.aclose()
