@@ -57,7 +57,12 @@ class KassaServer:
         self.deliveries = DeliveryWorker(self.runtime, client=OutboundClient(verify=False))
         self.emails = EmailWorker(self.runtime, self.mailer)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None

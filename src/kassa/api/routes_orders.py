@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -10,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from kassa.api.auth import merchant_pk, require, runtime_of
+from kassa.api.longpoll import wait_for_change
 from kassa.api.schemas import ErrorResponse, MethodChoice, OrderCreate, OrderList, OrderOut
 from kassa.services.api_keys import Principal
 from kassa.services.orders import CartLine, NewOrder
@@ -96,13 +96,10 @@ async def get_order(
         with runtime.hub.subscription(view["id"], view["version"]) as changed:
             # Re-read after subscribing: a change between the first read and now is not lost.
             fresh = await runtime.orders.get(pk, view["id"])
-            if fresh["version"] == view["version"]:
-                try:
-                    await asyncio.wait_for(asyncio.shield(changed), wait_ms / 1000)
-                except TimeoutError:
-                    pass
-                else:
-                    fresh = await runtime.orders.get(pk, view["id"])
+            if fresh["version"] == view["version"] and await wait_for_change(
+                request, changed, wait_ms / 1000
+            ):
+                fresh = await runtime.orders.get(pk, view["id"])
             view = fresh
         current = etag(view["id"], view["version"])
     if if_none_match is not None and if_none_match == current:

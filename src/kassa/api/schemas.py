@@ -167,6 +167,10 @@ class OrderOut(BaseModel):
     confirmations: int
     expires_at: str
     timer_paused: bool
+    timer_remaining: int | None = Field(
+        description="Seconds left on the paused expiry timer, while processing."
+    )
+    late: bool = Field(description="Money arrived after the order expired.")
     checkout_url: str
     success_url: str | None
     cancel_url: str | None

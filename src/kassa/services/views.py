@@ -70,6 +70,8 @@ def order_view(
         "confirmations": o["confirmations"],
         "expires_at": iso(o["expires_at"]),
         "timer_paused": o["timer_remaining"] is not None,
+        "timer_remaining": round(o["timer_remaining"]) if o["timer_remaining"] is not None else None,
+        "late": o["late"],
         "checkout_url": f"{base_url}/pay/{o['id']}",
         "success_url": o["success_url"],
         "cancel_url": o["cancel_url"],

@@ -1,0 +1,350 @@
+"""What the checkout page shows for an order: pure functions of the public order view and the time.
+
+The page, its live-updated panel and the status endpoint all come from `present`, so the words a
+customer reads are the same with or without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import segno
+from markupsafe import Markup
+
+from kassa.domain.money import Money
+
+TEST_METHOD = "test"
+TEST_ACTIONS = ("full", "part", "over", "confirm")
+_LIVE = ("open", "processing")
+
+
+@dataclass(frozen=True, slots=True)
+class CartRow:
+    name: str
+    quantity: int
+    price: str
+    total: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodOption:
+    method: str
+    label: str
+    amount: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestAction:
+    action: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """Everything the templates need; no field is secret (no email, metadata or callback URL)."""
+
+    order_id: str
+    merchant: str
+    status: str
+    exception: str | None
+    state: str  # choose, open, processing, paid, overpaid, paid_late, expired, underpaid, canceled, invalid
+    tone: str  # info, success, warning, danger
+    title: str
+    message: str
+    version: int
+    test: bool
+    description: str | None
+    cart: tuple[CartRow, ...]
+    amount: str
+    method_label: str | None
+    pay_amount: str | None
+    received: str | None
+    remaining: str | None
+    address: str | None
+    qr_svg: Markup | None
+    methods: tuple[MethodOption, ...]
+    seconds_left: int | None
+    time_left: str | None
+    timer_paused: bool
+    time_up: bool
+    confirmations: int | None
+    confirmations_required: int
+    paid_at: str | None
+    success_url: str | None
+    cancel_url: str | None
+    redirect_url: str | None
+    can_cancel: bool
+    test_actions: tuple[TestAction, ...]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """The views' ISO strings (`...Z`) back to aware datetimes."""
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def format_duration(seconds: int) -> str:
+    """`75` -> `"1:15"`, `3725` -> `"1:02:05"`, `90000` -> `"1 d 1:00:00"`."""
+    seconds = max(0, seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours}:{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def method_label(method: str, currency: str) -> str:
+    return "Test payment" if method == TEST_METHOD else f"{method.upper()} ({currency})"
+
+
+def qr_svg(data: str) -> Markup:
+    """An inline SVG QR code (scales with its box: viewBox, no fixed size)."""
+    code = segno.make(data, error="m", micro=False)
+    svg = code.svg_inline(
+        omitsize=True, border=4, dark="#000", light="#fff", svgclass="qr-code", lineclass=None
+    )
+    return Markup(svg)  # noqa: S704 - segno's own output, no user text inside
+
+
+def state_of(order: Mapping[str, Any]) -> str:
+    status: str = order["status"]
+    exception = order["exception"]
+    if status == "open":
+        return "choose" if order["method"] is None and len(order["payment_methods"]) > 1 else "open"
+    if status == "paid":
+        return exception if exception in ("overpaid", "paid_late") else "paid"
+    if status == "expired":
+        return "underpaid" if exception == "underpaid" else "expired"
+    return status
+
+
+def _money(amount: int | None, currency: str | None) -> str | None:
+    if amount is None or currency is None:
+        return None
+    return Money(amount, currency).display()
+
+
+def _test_quote(order: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    quotes: Sequence[Mapping[str, Any]] = order["payment_methods"]
+    return next((q for q in quotes if q["method"] == TEST_METHOD), None)
+
+
+def amount_for(order: Mapping[str, Any], action: str) -> int | None:
+    """Minor units a test button sends: full = what is still due, part = half of it (at least 1),
+    over = what is due plus 10% of the amount due. None when the button makes no sense now."""
+    quote = _test_quote(order)
+    if quote is None:
+        return None
+    due: int = order["amount_due"] if order["method"] == TEST_METHOD else quote["amount"]
+    remaining: int = max(0, due - order["amount_received"])
+    if action == "full":
+        return remaining or None
+    if action == "part":
+        return max(1, remaining // 2) if remaining else None
+    if action == "over":
+        return remaining + max(1, due // 10)
+    return None
+
+
+def _pending(order: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [p for p in order["payments"] if p["status"] == "pending"]
+
+
+def _test_actions(order: Mapping[str, Any], state: str) -> tuple[TestAction, ...]:
+    if not order["test"] or _test_quote(order) is None:
+        return ()
+    if state not in ("choose", "open", "processing", "expired", "underpaid"):
+        return ()
+    quote = _test_quote(order)
+    assert quote is not None
+    actions: list[TestAction] = []
+    labels = {"full": "Pay in full", "part": "Pay part", "over": "Overpay"}
+    for action in ("full", "part", "over"):
+        amount = amount_for(order, action)
+        if amount is not None:
+            actions.append(TestAction(action, f"{labels[action]} ({_money(amount, quote['currency'])})"))
+    if _pending(order):
+        actions.append(TestAction("confirm", "Confirm (add a block)"))
+    return tuple(actions)
+
+
+def _words(
+    state: str, merchant: str, received: str | None, pay_amount: str | None, remaining: str | None
+) -> tuple[str, str, str]:
+    """(tone, title, message) for a state."""
+    if state == "choose":
+        return (
+            "info",
+            "Choose how to pay",
+            f"Pick a payment method to get the amount and address for {merchant}.",
+        )
+    if state == "open":
+        if received and remaining:
+            return (
+                "warning",
+                "Partly paid",
+                f"Received {received}. Send the remaining {remaining} before the timer runs out.",
+            )
+        return "info", "Waiting for your payment", f"Send exactly {pay_amount} to the address below."
+    if state == "processing":
+        return "info", "Payment seen", "Your payment was seen; waiting for confirmations. Timer paused."
+    if state == "paid":
+        return "success", "Paid", f"Thank you. Your payment of {received} to {merchant} is confirmed."
+    if state == "overpaid":
+        return (
+            "success",
+            "Paid (more than due)",
+            f"Your payment is confirmed. You sent {received}, more than the {pay_amount} due; "
+            f"ask {merchant} to refund the difference.",
+        )
+    if state == "paid_late":
+        return (
+            "success",
+            "Paid (late)",
+            "Your payment arrived after the time to pay had run out; it was accepted and is confirmed.",
+        )
+    if state == "expired":
+        return (
+            "warning",
+            "Expired",
+            "The time to pay ran out before a payment arrived. Do not send money for this order.",
+        )
+    if state == "underpaid":
+        return (
+            "danger",
+            "Expired: not enough received",
+            f"The time to pay ran out after only {received} of {pay_amount} arrived. "
+            f"{merchant} will refund the money received. Do not send more.",
+        )
+    if state == "canceled":
+        return "warning", "Canceled", "This order was canceled. Do not send money for it."
+    if state == "invalid":
+        return (
+            "danger",
+            "Payment not confirmed",
+            f"A payment was seen but was not confirmed in time. Contact {merchant} about this order.",
+        )
+    return "info", state, ""
+
+
+def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
+    """Build the page model of an order view (from `OrderService.get_public`) at `now`."""
+    state = state_of(order)
+    currency: str = order["currency"]
+    pay_currency: str | None = order["payment_currency"]
+    chosen = next((q for q in order["payment_methods"] if q["method"] == order["method"]), None)
+    pay_amount = _money(order["amount_due"], pay_currency)
+    received_units: int = order["amount_received"]
+    received = _money(received_units, pay_currency) if received_units else None
+    remaining_units = (order["amount_due"] or 0) - received_units
+    remaining = _money(remaining_units, pay_currency) if chosen and remaining_units > 0 else None
+
+    seconds_left: int | None = None
+    time_up = False
+    expires_at = parse_time(order["expires_at"])
+    if order["status"] == "open" and expires_at is not None:
+        seconds_left = max(0, int((expires_at - now).total_seconds()))
+        time_up = seconds_left == 0
+    timer_paused = order["status"] == "processing"
+
+    tone, title, message = _words(state, merchant, received, pay_amount, remaining)
+    if time_up:
+        tone, title = "warning", "Time is up"
+        message = "The time to pay has run out. Do not send money now; this page will show the outcome."
+
+    show_destination = state == "open" and not time_up and chosen is not None
+    address = chosen["address"] if chosen and state in _LIVE else None
+    pending = _pending(order)
+    cart = tuple(
+        CartRow(
+            line["name"],
+            line["quantity"],
+            Money(line["price"], currency).display(),
+            Money(line["price"] * line["quantity"], currency).display(),
+        )
+        for line in order["cart"] or ()
+    )
+    paid_at = parse_time(order["paid_at"])
+    success_url: str | None = order["success_url"]
+    return Checkout(
+        order_id=order["id"],
+        merchant=merchant,
+        status=order["status"],
+        exception=order["exception"],
+        state=state,
+        tone=tone,
+        title=title,
+        message=message,
+        version=order["version"],
+        test=bool(order["test"]),
+        description=order["description"],
+        cart=cart,
+        amount=Money(order["amount"], currency).display(),
+        method_label=method_label(chosen["method"], chosen["currency"]) if chosen else None,
+        pay_amount=pay_amount,
+        received=received,
+        remaining=remaining,
+        address=address,
+        qr_svg=qr_svg(chosen["payment_uri"] or chosen["address"]) if show_destination and chosen else None,
+        methods=tuple(
+            MethodOption(
+                q["method"],
+                method_label(q["method"], q["currency"]),
+                _money(q["amount"], q["currency"]) or "",
+            )
+            for q in order["payment_methods"]
+        )
+        if state == "choose"
+        else (),
+        seconds_left=seconds_left,
+        time_left=format_duration(seconds_left) if seconds_left is not None else None,
+        timer_paused=timer_paused,
+        time_up=time_up,
+        confirmations=min(p["confirmations"] for p in pending) if pending else None,
+        confirmations_required=order["confirmations"],
+        paid_at=paid_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if paid_at else None,
+        success_url=success_url,
+        cancel_url=order["cancel_url"],
+        redirect_url=success_url if state == "paid" else None,
+        can_cancel=order["status"] == "open",
+        test_actions=_test_actions(order, state),
+    )
+
+
+def status_payload(order: Mapping[str, Any], co: Checkout) -> dict[str, Any]:
+    """The public JSON status (`GET /pay/{id}/status`): only what the customer may see."""
+    return {
+        "object": "checkout_status",
+        "id": order["id"],
+        "status": order["status"],
+        "exception": order["exception"],
+        "state": co.state,
+        "version": order["version"],
+        "title": co.title,
+        "message": co.message,
+        "tone": co.tone,
+        "test": co.test,
+        "currency": order["currency"],
+        "amount": order["amount"],
+        "payment_currency": order["payment_currency"],
+        "amount_due": order["amount_due"],
+        "amount_received": order["amount_received"],
+        "amount_confirmed": order["amount_confirmed"],
+        "amount_display": co.amount,
+        "amount_due_display": co.pay_amount,
+        "amount_received_display": co.received,
+        "amount_remaining_display": co.remaining,
+        "confirmations": co.confirmations,
+        "confirmations_required": co.confirmations_required,
+        "expires_at": order["expires_at"],
+        "seconds_left": co.seconds_left,
+        "timer_paused": co.timer_paused,
+        "redirect_url": co.redirect_url,
+    }
