@@ -20,8 +20,10 @@ from kassa.runtime import Runtime, build_runtime
 app = typer.Typer(help="Kassa, a self-hosted payment gateway.", no_args_is_help=True)
 merchants_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+rails_app = typer.Typer(help="Configure merchants' payment rails.", no_args_is_help=True)
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(rails_app, name="rails")
 
 T = TypeVar("T")
 
@@ -210,6 +212,91 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id (key_...).")]) -
 
     _run(work)
     typer.echo(f"{key} revoked")
+
+
+def _setting(pair: str) -> tuple[str, Any]:
+    key, sep, raw = pair.partition("=")
+    if not sep or not key:
+        typer.echo(f"error: --set wants key=value, got {pair!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        value: Any = json.loads(raw)  # numbers, true/false, null, quoted strings
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+async def _merchant_pk(rt: Runtime, merchant_id: str) -> int:
+    return (await rt.merchants.get(merchant_id)).pk
+
+
+@rails_app.command("configure")
+def rails_configure(
+    rail: Annotated[str, typer.Argument(help="Rail name, e.g. monero.")],
+    merchant: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value; repeat. Values may be JSON.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Configure and enable a rail for a merchant (the same as PUT /api/v1/payment-methods/{rail})."""
+    settings = dict(_setting(p) for p in set_ or [])
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await rt.payment_methods.configure(await _merchant_pk(rt, merchant), rail, settings)
+
+    out = _run(work)
+    _emit(out, as_json, f"{rail} configured and enabled for {merchant}: {json.dumps(out['settings'])}")
+
+
+@rails_app.command("list")
+def rails_list(
+    merchant: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A merchant's rails, secrets masked."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        return await rt.payment_methods.for_merchant(await _merchant_pk(rt, merchant))
+
+    rows = _run(work)
+    text = "\n".join(
+        f"{r['rail']:10} {'on ' if r['enabled'] else 'off'} {json.dumps(r['settings'])}" for r in rows
+    )
+    _emit(rows, as_json, text or "no rails")
+
+
+@rails_app.command("check")
+def rails_check(
+    merchant: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Tell whether each configured rail of a merchant is reachable and healthy; exit 1 if one is not."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        pk = await _merchant_pk(rt, merchant)
+        out = []
+        for method in await rt.payment_methods.for_merchant(pk):
+            health = await rt.rail_check(pk, method["rail"])
+            out.append(
+                {
+                    "rail": method["rail"],
+                    "enabled": method["enabled"],
+                    "ok": health.ok,
+                    "details": health.details,
+                }
+            )
+        return out
+
+    rows = _run(work)
+    _emit(
+        rows,
+        as_json,
+        "\n".join(f"{r['rail']:10} {'ok  ' if r['ok'] else 'FAIL'} {json.dumps(r['details'])}" for r in rows)
+        or "no rails",
+    )
+    if not all(r["ok"] for r in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     long_poll_max_ms: int = Field(default=120_000, ge=0, le=600_000)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Exchange rates: {"primary": "static"|"coingecko"|"kraken", "fallbacks": [...], "spread_bps": 0,
+    # "static": {"XMR/USD": "150.00"}}. The default is an empty static table: offline, fiat-only.
+    rates: dict[str, Any] = Field(default_factory=lambda: {"primary": "static", "static": {}})
+    rate_max_age: int = Field(default=300, ge=5, le=86400)  # seconds; never quote from an older rate
+    quote_lifetime: int = Field(default=900, ge=30, le=30 * 86400)  # seconds a quote holds at most
     # Events, webhooks and callbacks.
     event_retention_days: int = Field(default=30, ge=1, le=3650)
     allow_private_webhooks: bool = False  # deliver to loopback/private addresses (development, tests)

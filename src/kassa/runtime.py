@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
 
 from kassa.clock import Clock, SystemClock
 from kassa.config import Settings
 from kassa.crypto import SecretBox
 from kassa.db.database import Database
+from kassa.errors import NotFound
 from kassa.notify.email import Mailer, RecordingMailer, SmtpMailer
+from kassa.rails.base import RailHealth
+from kassa.rails.registry import get_rail
+from kassa.rates import RateCache, build_rate_source
 from kassa.services.api_keys import ApiKeyService
 from kassa.services.changes import ChangeFeed, OrderChangeHub
 from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
+from kassa.services.payment_methods import PaymentMethodService
+from kassa.services.quotes import Quoter
 from kassa.services.test_payments import TestPaymentService
 from kassa.services.webhooks import WebhookService
 
@@ -27,9 +38,38 @@ class Runtime:
     orders: OrderService
     test_payments: TestPaymentService
     box: SecretBox
+    payment_methods: PaymentMethodService
     webhooks: WebhookService
     mailer: Mailer
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
+    watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
+    watcher_health: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def rail_check(self, merchant_pk: int, rail: str) -> RailHealth:
+        async with self.db.read() as conn:
+            configs = {
+                c.rail: c for c in await self.payment_methods.configs(conn, merchant_pk, enabled_only=False)
+            }
+        if rail not in configs:
+            raise NotFound(f"payment rail {rail!r} is not configured", param="rail")
+        try:
+            return await get_rail(rail).check(configs[rail])
+        except Exception as exc:  # a check reports trouble; it never fails the request
+            return RailHealth(ok=False, details={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def wake_watcher(self, merchant_pk: int, rail: str) -> None:
+        """Wake this process's watcher now, and (PostgreSQL) the one in whichever process leads it."""
+        self.wake_local(merchant_pk, rail)
+        if self.db.is_postgres:
+            async with self.db.transaction() as tx:
+                await tx.conn.execute(
+                    text("SELECT pg_notify('kassa_rails', :p)"), {"p": f"{merchant_pk}:{rail}"}
+                )
+
+    def wake_local(self, merchant_pk: int, rail: str) -> None:
+        event = self.watcher_events.get((merchant_pk, rail))
+        if event is not None:
+            event.set()
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -39,7 +79,13 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     box = SecretBox(settings.resolved_secret_key())
-    orders = OrderService(db, clock, settings.base_url)
+    methods = PaymentMethodService(db, clock, box)
+    rates = RateCache(
+        build_rate_source(settings.rates, None, clock), clock, timedelta(seconds=settings.rate_max_age)
+    )
+    orders = OrderService(
+        db, clock, settings.base_url, methods, Quoter(rates, timedelta(seconds=settings.quote_lifetime))
+    )
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -57,6 +103,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         orders=orders,
         test_payments=TestPaymentService(db, orders),
         box=box,
+        payment_methods=methods,
         webhooks=WebhookService(db, clock, box, settings.allow_private_webhooks),
         mailer=build_mailer(settings),
     )
@@ -65,7 +112,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
 
 
 def change_feed(runtime: Runtime) -> ChangeFeed:
-    return ChangeFeed(runtime.db, runtime.hub)
+    return ChangeFeed(runtime.db, runtime.hub, on_rail_notice=runtime.wake_local)
 
 
 def build_mailer(settings: Settings) -> Mailer:

@@ -15,6 +15,7 @@ from kassa.api.middleware import BodyGuardMiddleware, IdempotencyMiddleware, Req
 from kassa.api.routes_merchants import router as merchants_router
 from kassa.api.routes_orders import json_response
 from kassa.api.routes_orders import router as orders_router
+from kassa.api.routes_payment_methods import router as payment_methods_router
 from kassa.api.routes_test import router as test_router
 from kassa.api.routes_webhooks import router as webhooks_router
 from kassa.api.schemas import Health
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
     api.include_router(merchants_router)
     api.include_router(test_router)
     api.include_router(webhooks_router)
+    api.include_router(payment_methods_router)
     app.include_router(api)
     app.include_router(checkout_router)
 
@@ -83,7 +85,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
             await asyncio.wait_for(runtime.db.ping(), 5)
         except Exception as exc:
             return json_response({"status": "unavailable", "details": {"database": type(exc).__name__}}, 503)
-        return json_response({"status": "ready", "details": {"database": "ok"}})
+        return json_response(
+            {"status": "ready", "details": {"database": "ok", "watchers": runtime.watcher_health}}
+        )
 
     app.add_middleware(IdempotencyMiddleware, runtime=runtime)
     app.add_middleware(BodyGuardMiddleware, max_bytes=runtime.settings.max_body_bytes)

@@ -363,3 +363,29 @@ class DeliveryList(BaseModel):
 class CallbackSecretOut(BaseModel):
     object: Literal["callback_secret"]
     secret: str
+
+
+# ----- payment methods (rails) ------------------------------------------------------------------
+
+
+class PaymentMethodOut(BaseModel):
+    object: Literal["payment_method"]
+    rail: str
+    enabled: bool
+    test: bool
+    settings: dict[str, Any] = Field(description="Secret settings read back as ********.")
+    secret_fields: list[str]
+    updated_at: str
+
+
+class PaymentMethodList(BaseModel):
+    object: Literal["list"]
+    data: list[PaymentMethodOut]
+    has_more: bool
+
+
+class RailCheckOut(BaseModel):
+    object: Literal["rail_check"]
+    rail: str
+    ok: bool
+    details: dict[str, Any]

@@ -1,11 +1,45 @@
-"""The rail contract every payment rail implements (see docs/rails.md)."""
+"""The rail contract every payment rail implements (docs/rails.md explains it for third parties).
+
+A rail is found by name through the `kassa.rails` entry-point group. It validates its own settings,
+names the payment methods it offers, gives each order a destination, and (for chain rails) watches
+for payments and reports what it sees through a `Reporter`. It never changes an order: the core
+turns its observations into transitions.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RailSettings(BaseModel):
+    """Base of every rail's settings model: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class RailConfig:
+    """One merchant's configuration of one rail, secrets decrypted (never log it)."""
+
+    merchant_pk: int
+    merchant_id: str
+    rail: str
+    settings: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"RailConfig(merchant={self.merchant_id!r}, rail={self.rail!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    method: str  # what the customer picks, e.g. "XMR"
+    currency: str | None  # what they pay in; None: the order's own currency (the test rail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +52,7 @@ class QuoteRequest:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    method: str  # what the customer picks, e.g. "XMR" or "test"
+    method: str
     currency: str  # the currency the customer pays in
     amount: int  # due, in that currency's minor units (rounded up)
     rate: Decimal  # order currency units per one unit of `currency`
@@ -31,18 +65,58 @@ class Destination:
     payment_uri: str | None = None
 
 
-class Rail(Protocol):
-    """What the core needs of a rail. `name` is its entry-point name."""
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One transfer a watcher saw: to which destination, how much, how deep."""
 
+    destination: str
+    reference: str  # unique per transfer and output, stable from pool to block (idempotency key)
+    amount: int  # in the method currency's minor units
+    confirmations: int
+    rejected: bool = False  # left the pool, double-spent, or reorged out
+
+
+@dataclass(slots=True)
+class RailHealth:
+    ok: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Reporter(Protocol):
+    """What a watcher may ask of the core."""
+
+    async def report(self, sighting: Sighting) -> None: ...
+
+    async def pending_references(self) -> set[str]:
+        """References of this rail's payments that are not final yet (to notice drops)."""
+        ...
+
+    async def load_state(self) -> dict[str, Any]: ...
+
+    async def save_state(self, state: dict[str, Any]) -> None: ...
+
+
+Wake = Callable[[float], Awaitable[bool]]
+"""`await wake(seconds)` sleeps up to that long; it returns True early when a notification arrives
+(e.g. monero-wallet-rpc's --tx-notify calling `POST /api/v1/payment-methods/{rail}/notify`)."""
+
+
+class Watcher(Protocol):
+    async def run(self, reporter: Reporter, wake: Wake) -> None:
+        """Watch until cancelled, resuming from `reporter.load_state()`; raise to report trouble."""
+        ...
+
+
+class Rail(Protocol):
     name: ClassVar[str]
     test: ClassVar[bool]  # orders paid through it are test orders
+    settings_model: ClassVar[type[RailSettings]]
+    secret_fields: ClassVar[frozenset[str]]  # written, never read back through the API
 
-    def methods(self) -> list[str]: ...
+    def methods(self, config: RailConfig) -> list[MethodSpec]: ...
 
-    async def quote(self, request: QuoteRequest, method: str) -> Quote: ...
+    async def prepare(self, config: RailConfig, request: QuoteRequest, quote: Quote) -> Destination: ...
 
-    async def prepare(self, request: QuoteRequest, quote: Quote) -> Destination: ...
+    def watcher(self, config: RailConfig) -> Watcher | None: ...
 
-
-def settings_of(raw: Any) -> dict[str, Any]:
-    return dict(raw) if isinstance(raw, dict) else {}
+    async def check(self, config: RailConfig) -> RailHealth: ...

@@ -1,11 +1,14 @@
-"""Finds rails by name through the `kassa.rails` entry-point group."""
+"""Finds rails by name through the `kassa.rails` entry-point group (third parties ship their own)."""
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from importlib.metadata import entry_points
 
 from kassa.rails.base import Rail
+
+log = logging.getLogger("kassa.rails")
 
 
 class UnknownRail(LookupError):
@@ -16,10 +19,14 @@ class UnknownRail(LookupError):
 def rail_classes() -> dict[str, type[Rail]]:
     found: dict[str, type[Rail]] = {}
     for ep in entry_points(group="kassa.rails"):
-        found[ep.name] = ep.load()
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # one broken plugin must not take the others down
+            log.error("payment rail %r (%s) cannot be loaded: %s", ep.name, ep.value, exc)
     return found
 
 
+@cache
 def get_rail(name: str) -> Rail:
     try:
         cls = rail_classes()[name]

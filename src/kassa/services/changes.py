@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import asyncpg
 from sqlalchemy import select
@@ -62,9 +62,16 @@ class OrderChangeHub:
 class ChangeFeed:
     """Feeds the hub from other processes (PostgreSQL LISTEN, or a shared SQLite check)."""
 
-    def __init__(self, db: Database, hub: OrderChangeHub, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        hub: OrderChangeHub,
+        interval: float = 1.0,
+        on_rail_notice: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.db = db
         self.hub = hub
+        self.on_rail_notice = on_rail_notice
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -89,6 +96,8 @@ class ChangeFeed:
                     "kassa_orders", lambda _c, _pid, _ch, payload: self.hub.publish([payload])
                 )
                 conn.add_termination_listener(lambda _c, event=lost: event.set())
+                if self.on_rail_notice is not None:
+                    await conn.add_listener("kassa_rails", self._rail_notice)
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -98,6 +107,11 @@ class ChangeFeed:
             finally:
                 if conn is not None and not conn.is_closed():
                     await conn.close()
+
+    def _rail_notice(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        merchant_pk, _, rail = payload.partition(":")
+        if self.on_rail_notice is not None and merchant_pk.isdigit():
+            self.on_rail_notice(int(merchant_pk), rail)
 
     async def _poll_sqlite(self) -> None:
         while True:

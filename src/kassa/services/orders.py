@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
@@ -39,10 +40,12 @@ from kassa.domain.orders import (
 )
 from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.ids import new_id
-from kassa.rails.base import QuoteRequest
+from kassa.rails.base import MethodSpec, Quote, QuoteRequest, RailConfig
 from kassa.rails.registry import get_rail
 from kassa.services.events import emit
 from kassa.services.merchants import Merchant, load_merchant
+from kassa.services.payment_methods import PaymentMethodService
+from kassa.services.quotes import Quoter
 from kassa.services.views import Row, order_view, payment_view
 
 MAX_EXPIRES_IN = 30 * 86400
@@ -124,10 +127,14 @@ def _amount_of(req: NewOrder) -> int:
 
 
 class OrderService:
-    def __init__(self, db: Database, clock: Clock, base_url: str) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, base_url: str, methods: PaymentMethodService, quoter: Quoter
+    ) -> None:
         self.db = db
         self.clock = clock
         self.base_url = base_url
+        self.rails = methods
+        self.quoter = quoter
 
     # ----- creation -----------------------------------------------------------------------
 
@@ -142,25 +149,28 @@ class OrderService:
                 existing = await self._existing(conn, merchant_pk, req.merchant_order_id, fingerprint)
                 if existing is not None:
                     return CreateResult(existing, created=False)
-        methods = self._methods(merchant, req.payment_methods)
+            configs = await self.rails.configs(conn, merchant_pk)
+        methods = _methods(configs, req.payment_methods)
         now = self.clock.now()
         order_id = new_id("ord")
         expires_at = now + timedelta(seconds=req.expires_in or merchant.invoice_lifetime)
         quote_req = QuoteRequest(order_id, amount, req.currency.upper(), expires_at)
         quote_rows = []
-        for method, rail_name in methods:
-            rail = get_rail(rail_name)
-            quote = await rail.quote(quote_req, method)
-            dest = await rail.prepare(quote_req, quote)
+        for spec, config in methods:
+            quote = await self.quoter.quote(quote_req, spec, now)
+            # One method: it is chosen now, so its destination is allocated now.
+            dest = (
+                await get_rail(config.rail).prepare(config, quote_req, quote) if len(methods) == 1 else None
+            )
             quote_rows.append(
                 {
                     "method": quote.method,
-                    "rail": rail_name,
+                    "rail": config.rail,
                     "currency": quote.currency,
                     "amount": quote.amount,
                     "rate": str(quote.rate),
-                    "destination": dest.address,
-                    "payment_uri": dest.payment_uri,
+                    "destination": dest.address if dest else None,
+                    "payment_uri": dest.payment_uri if dest else None,
                     "expires_at": quote.expires_at,
                     "created_at": now,
                 }
@@ -185,7 +195,7 @@ class OrderService:
             "fulfillment_url": req.fulfillment_url,
             "session_id": req.session_id,
             "metadata": req.metadata,
-            "payment_methods": [m for m, _ in methods],
+            "payment_methods": [spec.method for spec, _ in methods],
             "method": chosen["method"] if chosen else None,
             "status": OrderStatus.OPEN.value,
             "exception": None,
@@ -203,7 +213,7 @@ class OrderService:
             "late": False,
             "paid_at": None,
             "closed_at": None,
-            "test": all(get_rail(r).test for _, r in methods),
+            "test": all(get_rail(config.rail).test for _, config in methods),
             "version": 1,
             "event_seq": 1,
             "created_at": now,
@@ -261,30 +271,6 @@ class OrderService:
                 code="order_id_conflict",
             )
         return await self._view(conn, row._mapping)
-
-    def _methods(self, merchant: Merchant, requested: list[str] | None) -> list[tuple[str, str]]:
-        available: dict[str, str] = {}
-        for rail_name in merchant.enabled_rails:
-            for method in get_rail(rail_name).methods():
-                available.setdefault(method, rail_name)
-        if not available:
-            raise Conflict(
-                "this merchant has no payment method enabled",
-                param="payment_methods",
-                code="no_payment_method",
-            )
-        if requested is None:
-            return sorted(available.items())
-        if not requested:
-            raise InvalidRequest("payment_methods must not be empty", param="payment_methods")
-        unknown = [m for m in requested if m not in available]
-        if unknown:
-            raise InvalidRequest(
-                f"payment method(s) not enabled for this merchant: {', '.join(unknown)}; "
-                f"enabled: {', '.join(sorted(available))}",
-                param="payment_methods",
-            )
-        return [(m, available[m]) for m in dict.fromkeys(requested)]
 
     # ----- reading ----------------------------------------------------------------------------
 
@@ -403,41 +389,86 @@ class OrderService:
             return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
 
     async def choose_method(self, merchant_pk: int | None, ref: str, method: str) -> dict[str, Any]:
+        """Pick the payment method; allocates its destination (a rail call, outside any transaction)
+        and re-quotes when the quote's deadline passed, which is allowed only while nothing was paid."""
+        async with self.db.read() as conn:
+            row = (await self._lookup(conn, merchant_pk, ref))._mapping
+            quote = await self._quote_for(conn, row, method)
+            configs = {
+                c.rail: c for c in await self.rails.configs(conn, row["merchant_pk"], enabled_only=False)
+            }
         now = self.clock.now()
+        _check_choice(row, method)
+        request = QuoteRequest(row["id"], row["amount"], row["currency"], row["expires_at"])
+        changes: dict[str, Any] = {}
+        config = configs.get(quote["rail"])
+        if config is None:
+            raise Conflict(f"payment rail {quote['rail']!r} is no longer configured", code="rail_unavailable")
+        if quote["expires_at"] <= now and not row["amount_received"]:
+            spec = next((m for m in get_rail(config.rail).methods(config) if m.method == method), None)
+            if spec is None:
+                raise Conflict(f"payment method {method!r} is no longer offered", code="rail_unavailable")
+            fresh = await self.quoter.quote(request, spec, now)
+            changes.update(amount=fresh.amount, rate=str(fresh.rate), expires_at=fresh.expires_at)
+        if quote["destination"] is None:
+            latest = {**quote, **changes}
+            current = Quote(method, quote["currency"], latest["amount"], Decimal(1), latest["expires_at"])
+            dest = await get_rail(config.rail).prepare(config, request, current)
+            changes.update(destination=dest.address, payment_uri=dest.payment_uri)
         async with self.db.transaction() as tx:
-            if merchant_pk is None:
-                row = await self._lock_public(tx.conn, ref)
-            else:
-                row = await self._find(tx.conn, merchant_pk, ref, lock=True)
-            quote = (
-                await tx.conn.execute(
-                    select(quotes).where(quotes.c.order_pk == row.pk, quotes.c.method == method)
-                )
-            ).first()
-            if quote is None:
-                raise InvalidRequest(
-                    f"this order does not offer {method!r}; it offers {', '.join(row.payment_methods)}",
-                    param="method",
-                )
-            if row.status != OrderStatus.OPEN.value:
+            locked = (
+                (await tx.conn.execute(select(orders).where(orders.c.pk == row["pk"]).with_for_update()))
+                .one()
+                ._mapping
+            )
+            _check_choice(locked, method)
+            if locked["method"] != method and await self._payments(tx.conn, locked["pk"]):
                 raise Conflict(
-                    f"the order is {row.status}; a method can only be chosen while it is open",
-                    code="order_not_open",
+                    "a payment was already seen for another method", code="method_locked", param="method"
                 )
-            if row.method != method:
-                if await self._payments(tx.conn, row.pk):
-                    raise Conflict(
-                        "a payment was already seen for another method", code="method_locked", param="method"
-                    )
+            if changes:
+                await tx.conn.execute(
+                    update(quotes)
+                    .where(quotes.c.order_pk == locked["pk"], quotes.c.method == method)
+                    .values(**changes)
+                )
+            if locked["method"] != method or "amount" in changes:
+                due = changes.get("amount", quote["amount"])
                 await tx.conn.execute(
                     update(orders)
-                    .where(orders.c.pk == row.pk)
-                    .values(
-                        method=method, amount_due=quote.amount, version=orders.c.version + 1, updated_at=now
-                    )
+                    .where(orders.c.pk == locked["pk"])
+                    .values(method=method, amount_due=due, version=orders.c.version + 1, updated_at=now)
                 )
-                tx.order_changed(row.id)
-            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+                tx.order_changed(locked["id"])
+            elif changes:
+                await tx.conn.execute(
+                    update(orders)
+                    .where(orders.c.pk == locked["pk"])
+                    .values(version=orders.c.version + 1, updated_at=now)
+                )
+                tx.order_changed(locked["id"])
+            return await self._view(tx.conn, await self._reload(tx.conn, locked["pk"]))
+
+    async def _lookup(self, conn: AsyncConnection, merchant_pk: int | None, ref: str) -> Any:
+        if merchant_pk is not None:
+            return await self._find(conn, merchant_pk, ref)
+        row = (await conn.execute(select(orders).where(orders.c.id == ref))).first()
+        if row is None:
+            raise NotFound(f"no order {ref!r}", param="id")
+        return row
+
+    async def _quote_for(self, conn: AsyncConnection, row: Row, method: str) -> Row:
+        quote = (
+            await conn.execute(
+                select(quotes).where(quotes.c.order_pk == row["pk"], quotes.c.method == method)
+            )
+        ).first()
+        if quote is None:
+            raise InvalidRequest(
+                f"this order does not offer {method!r}; it offers {', '.join(row['payment_methods'])}",
+                param="method",
+            )
+        return quote._mapping
 
     async def observe(self, order_pk: int, obs: Observation) -> dict[str, Any]:
         """Record what a rail saw of one transfer to this order, then move the order."""
@@ -618,6 +649,37 @@ class OrderService:
                 customer_email=row["email"],
             )
         tx.order_changed(row["id"])
+
+
+def _methods(configs: list[RailConfig], requested: list[str] | None) -> list[tuple[MethodSpec, RailConfig]]:
+    available: dict[str, tuple[MethodSpec, RailConfig]] = {}
+    for config in configs:
+        for spec in get_rail(config.rail).methods(config):
+            available.setdefault(spec.method, (spec, config))
+    if not available:
+        raise Conflict(
+            "this merchant has no payment method enabled", param="payment_methods", code="no_payment_method"
+        )
+    if requested is None:
+        return [available[m] for m in sorted(available)]
+    if not requested:
+        raise InvalidRequest("payment_methods must not be empty", param="payment_methods")
+    unknown = [m for m in requested if m not in available]
+    if unknown:
+        raise InvalidRequest(
+            f"payment method(s) not enabled for this merchant: {', '.join(unknown)}; "
+            f"enabled: {', '.join(sorted(available))}",
+            param="payment_methods",
+        )
+    return [available[m] for m in dict.fromkeys(requested)]
+
+
+def _check_choice(row: Row, method: str) -> None:
+    if row["status"] != OrderStatus.OPEN.value:
+        raise Conflict(
+            f"the order is {row['status']}; a method can only be chosen while it is open",
+            code="order_not_open",
+        )
 
 
 def _chain(first: Step, second: Step) -> Step:

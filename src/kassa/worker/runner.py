@@ -71,11 +71,15 @@ async def run_all(runtime: Runtime) -> None:
     """Every background loop of one worker process: orders, webhook deliveries, email."""
     from kassa.worker.deliveries import DeliveryWorker
     from kassa.worker.emails import EmailWorker
+    from kassa.worker.watchers import WatcherSupervisor
 
     deliveries = DeliveryWorker(runtime)
     try:
         await asyncio.gather(
-            Worker(runtime).run(), deliveries.run(), EmailWorker(runtime, runtime.mailer).run()
+            Worker(runtime).run(),
+            deliveries.run(),
+            EmailWorker(runtime, runtime.mailer).run(),
+            WatcherSupervisor(runtime).run(),
         )
     finally:
         await deliveries.client.aclose()
