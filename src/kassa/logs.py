@@ -13,3 +13,4 @@ def configure_logging(level: str = "info") -> None:
     )
     # httpx logs full URLs at INFO; they may carry credentials of rail endpoints.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
