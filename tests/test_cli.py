@@ -1,0 +1,78 @@
+"""The `kassa` command line, run in-process against a fresh SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kassa.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KASSA_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("KASSA_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
+    monkeypatch.delenv("KASSA_CONFIG", raising=False)
+    return tmp_path
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_documents_every_command() -> None:
+    out = invoke("--help")
+    for command in ("serve", "worker", "migrate", "merchants", "keys", "rails", "demo"):
+        assert command in out
+    assert "--no-worker" in invoke("serve", "--help")
+    assert "--disable-rail" in invoke("merchants", "update", "--help")
+
+
+def test_merchants_and_keys(env: Path) -> None:
+    assert "up to date" in invoke("migrate")
+    created = json.loads(invoke("merchants", "create", "--name", "Corner Shop", "--json"))
+    merchant_id, secret = created["merchant"]["id"], created["api_key"]["secret"]
+    assert merchant_id.startswith("mch_") and secret.startswith("ksk_")
+    assert "Corner Shop" in invoke("merchants", "list")
+    updated = json.loads(invoke("merchants", "update", merchant_id, "--disable-rail", "test", "--json"))
+    assert updated["rails"] == [{"rail": "test", "enabled": False}]
+    key = json.loads(invoke("keys", "create", "--merchant", merchant_id, "--scopes", "orders:read", "--json"))
+    assert key["scopes"] == ["orders:read"]
+    assert "revoked" in invoke("keys", "revoke", key["id"])
+    admin = json.loads(invoke("keys", "create", "--admin", "--json"))
+    assert admin["secret"].startswith("kadm_") and admin["scopes"] == ["admin"]
+    configured = json.loads(invoke("rails", "configure", "test", "--merchant", merchant_id, "--json"))
+    assert configured["enabled"] is True
+    assert "ok" in invoke("rails", "check", "--merchant", merchant_id)
+
+
+def test_clear_errors(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    invoke("migrate")
+    result = runner.invoke(app, ["keys", "revoke", "key_nope"])
+    assert result.exit_code == 1 and "no active API key" in result.output
+    result = runner.invoke(app, ["keys", "create"])
+    assert result.exit_code == 2 and "exactly one of" in result.output
+    monkeypatch.setenv("KASSA_DATABASE_URL", "mysql://nope")
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 2 and "KASSA_DATABASE_URL" in result.output
+
+
+def test_config_file(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = env / "kassa.toml"
+    config.write_text('base_url = "https://pay.example.com/"\nworker_interval = "soon"\n')
+    monkeypatch.setenv("KASSA_CONFIG", str(config))
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 2 and "KASSA_WORKER_INTERVAL" in result.output
+    config.write_text('base_url = "https://pay.example.com/"\n')
+    from kassa.config import load_settings
+
+    assert load_settings().base_url == "https://pay.example.com"
+    monkeypatch.setenv("KASSA_BASE_URL", "https://env.example.com")
+    assert load_settings().base_url == "https://env.example.com"  # the environment wins
