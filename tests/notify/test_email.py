@@ -187,7 +187,7 @@ async def test_recording_mailer_keeps_messages_and_logs_no_body(caplog: pytest.L
     with caplog.at_level(logging.INFO, logger="kassa.notify.email"):
         await mailer.send(msg)
 
-    assert mailer.messages == [msg]
+    assert list(mailer.messages) == [msg]
     assert caplog.messages == [
         "email recorded (no SMTP configured): to=alice@example.com,"
         " subject=Receipt from Tea & Co: 10.50 USD paid"
@@ -355,3 +355,10 @@ def test_mailer_repr_hides_the_password() -> None:
 def test_mailer_settings_are_checked(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         mailer_for(25, **kwargs)
+
+
+async def test_recording_mailer_is_bounded() -> None:
+    mailer = RecordingMailer(keep=3)
+    for i in range(5):
+        await mailer.send(render_order_email(EmailKind.CUSTOMER_ORDER_PAID, ORDER, f"c{i}@example.com"))
+    assert [m.to for m in mailer.messages] == ["c2@example.com", "c3@example.com", "c4@example.com"]

@@ -11,6 +11,7 @@ can retry; ``permanent`` is set when the server refused the recipient or the mes
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import re
@@ -258,10 +259,11 @@ class SmtpMailer:
 
 
 class RecordingMailer:
-    """Keeps messages in memory when no SMTP server is configured (development, tests)."""
+    """Keeps the latest messages in memory when no SMTP server is configured (development, tests).
+    Bounded, so a long-running server without SMTP does not grow; the emails table keeps them all."""
 
-    def __init__(self) -> None:
-        self.messages: list[EmailMessageSpec] = []
+    def __init__(self, keep: int = 1000) -> None:
+        self.messages: collections.deque[EmailMessageSpec] = collections.deque(maxlen=keep)
 
     async def send(self, msg: EmailMessageSpec) -> None:
         self.messages.append(msg)
