@@ -25,6 +25,7 @@ from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
 from kassa.services.test_payments import TestPaymentService
+from kassa.services.ttl_cache import TTLCache
 from kassa.services.webhooks import WebhookService
 
 
@@ -79,12 +80,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     box = SecretBox(settings.resolved_secret_key())
-    methods = PaymentMethodService(db, clock, box)
+    merchant_cache: TTLCache[Any] = TTLCache(settings.cache_seconds)
+    methods = PaymentMethodService(db, clock, box, merchant_cache)
     rates = RateCache(
         build_rate_source(settings.rates, None, clock), clock, timedelta(seconds=settings.rate_max_age)
     )
     orders = OrderService(
-        db, clock, settings.base_url, methods, Quoter(rates, timedelta(seconds=settings.quote_lifetime))
+        db,
+        clock,
+        settings.base_url,
+        methods,
+        Quoter(rates, timedelta(seconds=settings.quote_lifetime)),
+        merchant_cache,
     )
     runtime = Runtime(
         settings=settings,
@@ -98,8 +105,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
                 "default_invoice_lifetime": settings.default_invoice_lifetime,
                 "default_monitoring_window": settings.default_monitoring_window,
             },
+            merchant_cache,
         ),
-        keys=ApiKeyService(db, clock, settings.admin_token),
+        keys=ApiKeyService(db, clock, settings.admin_token, settings.cache_seconds),
         orders=orders,
         test_payments=TestPaymentService(db, orders),
         box=box,

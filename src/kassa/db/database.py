@@ -21,11 +21,15 @@ class Tx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self.changed_orders: set[str] = set()
+        self.changed_orders: set[str] = set()  # announced to every process (long polls wake)
+        self.local_notice = False  # wake this process's workers only (e.g. new deliveries)
         self.cache: dict[tuple[str, int], Any] = {}  # lookups repeated within this transaction
 
     def order_changed(self, order_id: str) -> None:
         self.changed_orders.add(order_id)
+
+    def work_queued(self) -> None:
+        self.local_notice = True
 
 
 class Database:
@@ -51,9 +55,11 @@ class Database:
                 tx = Tx(conn)
                 yield tx
                 if tx.changed_orders and self.is_postgres:
-                    for order_id in sorted(tx.changed_orders):
-                        await conn.execute(text("SELECT pg_notify('kassa_orders', :id)"), {"id": order_id})
-            if tx.changed_orders:
+                    await conn.execute(
+                        text("SELECT pg_notify('kassa_orders', id) FROM unnest(CAST(:ids AS text[])) AS id"),
+                        {"ids": sorted(tx.changed_orders)},
+                    )
+            if tx.changed_orders or tx.local_notice:
                 for callback in self.on_commit:
                     callback(tx.changed_orders)
 
@@ -61,7 +67,10 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A short read-only connection (no write lock on SQLite)."""
         async with self.engine.connect() as conn:
-            await conn.execution_options(kassa_read_only=True)
+            # PostgreSQL: autocommit, so a read costs no BEGIN/ROLLBACK round trips.
+            await conn.execution_options(
+                kassa_read_only=True, **({"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {})
+            )
             yield conn
 
     async def ping(self) -> None:

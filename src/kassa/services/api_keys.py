@@ -20,6 +20,7 @@ from kassa.db.database import Database
 from kassa.db.tables import api_keys, merchants
 from kassa.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from kassa.ids import new_id, new_secret
+from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
 
 MERCHANT_SCOPES = (
@@ -75,10 +76,13 @@ def hash_secret(secret: str) -> str:
 
 
 class ApiKeyService:
-    def __init__(self, db: Database, clock: Clock, admin_token: str | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, admin_token: str | None = None, cache_seconds: float = 0
+    ) -> None:
         self.db = db
         self.clock = clock
         self._admin_hash = hash_secret(admin_token) if admin_token else None
+        self._cache: TTLCache[Principal] = TTLCache(cache_seconds)
 
     async def create(
         self, merchant_id: str | None, scopes: list[str] | None = None, name: str | None = None
@@ -126,6 +130,7 @@ class ApiKeyService:
             result = await tx.conn.execute(query.values(revoked_at=self.clock.now()))
             if result.rowcount == 0:
                 raise NotFound(f"no active API key {key_id!r}", param="id")
+        self._cache.invalidate()
 
     async def for_merchant(self, merchant_id: str) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
@@ -151,6 +156,9 @@ class ApiKeyService:
         digest = hash_secret(secret)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return Principal("admin-token", None, None, frozenset({ADMIN_SCOPE}), digest)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
@@ -167,4 +175,6 @@ class ApiKeyService:
             ).first()
         if row is None or row.revoked_at is not None:
             raise AuthenticationFailed("invalid or revoked API key")
-        return Principal(row.id, row.merchant_pk, row.merchant_id, frozenset(row.scopes), digest)
+        principal = Principal(row.id, row.merchant_pk, row.merchant_id, frozenset(row.scopes), digest)
+        self._cache.put(digest, principal)
+        return principal

@@ -77,6 +77,7 @@ async def emit(
         )
     if rows:
         await tx.conn.execute(insert(deliveries), rows)
+        tx.work_queued()
     if object_type == "order":
         await _queue_emails(tx, merchant_pk, merchant, type, data, customer_email, now)
     return event_id

@@ -17,6 +17,7 @@ from kassa.domain.orders import LatePaymentPolicy
 from kassa.errors import InvalidRequest, NotFound
 from kassa.ids import new_id
 from kassa.rails.registry import known_rails
+from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
 
 UPDATABLE = (
@@ -48,6 +49,15 @@ class Merchant:
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
+    def notice_fields(self) -> dict[str, Any]:
+        """What the outbox needs to address notices (see services/events.py)."""
+        return {
+            "name": self.name,
+            "email": self.email,
+            "callback_url": self.callback_url,
+            "notify_paid_email": self.notify_paid_email,
+        }
+
     @property
     def enabled_rails(self) -> list[str]:
         return sorted(name for name, on in self.rails.items() if on)
@@ -71,10 +81,13 @@ class Merchant:
 
 
 class MerchantService:
-    def __init__(self, db: Database, clock: Clock, defaults: dict[str, int]) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, defaults: dict[str, int], cache: TTLCache[Any] | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.defaults = defaults
+        self.cache = cache or TTLCache(0)  # the order service's cache of merchant settings
 
     async def create(self, name: str, **settings: Any) -> Merchant:
         settings = {k: v for k, v in settings.items() if v is not None}
@@ -130,7 +143,9 @@ class MerchantService:
                 )
             for rail, enabled in (rails or {}).items():
                 await set_rail_enabled(tx.conn, merchant, rail, enabled, now)
-            return await load_merchant(tx.conn, pk=merchant.pk)
+            updated = await load_merchant(tx.conn, pk=merchant.pk)
+        self.cache.invalidate(merchant.pk)
+        return updated
 
 
 async def set_rail_enabled(

@@ -16,6 +16,7 @@ from kassa.db.tables import merchants, payment_methods
 from kassa.errors import InvalidRequest, NotFound
 from kassa.rails.base import Rail, RailConfig
 from kassa.rails.registry import UnknownRail, get_rail, known_rails
+from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
 
 MASK = "********"
@@ -43,10 +44,13 @@ def _validate(rail: Rail, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 class PaymentMethodService:
-    def __init__(self, db: Database, clock: Clock, box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, box: SecretBox, cache: TTLCache[Any] | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.box = box
+        self.cache = cache or TTLCache(0)  # the order service's cache of merchant settings
 
     async def configure(self, merchant_pk: int, rail_name: str, settings: dict[str, Any]) -> dict[str, Any]:
         """Create or replace a rail's settings and enable it. Secrets left out keep their stored value."""
@@ -82,7 +86,9 @@ class PaymentMethodService:
                     .where(payment_methods.c.pk == row.pk)
                     .values(enabled=True, settings=clean, secrets=sealed, updated_at=now)
                 )
-            return await self._view(tx.conn, merchant_pk, rail_name)
+            view = await self._view(tx.conn, merchant_pk, rail_name)
+        self.cache.invalidate(merchant_pk)
+        return view
 
     async def disable(self, merchant_pk: int, rail_name: str) -> dict[str, Any]:
         _rail(rail_name)
@@ -95,7 +101,9 @@ class PaymentMethodService:
                 .where(payment_methods.c.pk == row.pk)
                 .values(enabled=False, updated_at=self.clock.now())
             )
-            return await self._view(tx.conn, merchant_pk, rail_name)
+            view = await self._view(tx.conn, merchant_pk, rail_name)
+        self.cache.invalidate(merchant_pk)
+        return view
 
     async def for_merchant(self, merchant_pk: int) -> list[dict[str, Any]]:
         async with self.db.read() as conn:

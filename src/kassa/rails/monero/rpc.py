@@ -552,6 +552,20 @@ class MoneroWalletRpc(_JsonRpcClient):
             received_money=_opt_bool(result, "received_money"),
         )
 
+    async def auto_refresh(self, enable: bool = True, period: int | None = None) -> None:
+        """Turn monero-wallet-rpc's own background refresh on or off, every ``period`` seconds.
+
+        The server refreshes every 20 s by default (its idle handler ticks once a second, so 1 s is
+        the shortest useful period). ``--tx-notify`` only fires when the wallet refreshes: a short
+        period makes it fire soon after a payment reaches the daemon's pool.
+        """
+        params: dict[str, Any] = {"enable": enable}
+        if period is not None:
+            if period < 1:
+                raise ValueError("period must be at least 1 second")
+            params["period"] = period
+        await self.call("auto_refresh", params)
+
     async def get_transfers(
         self,
         incoming: bool = True,
