@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     run_worker: bool = True  # run the worker inside `kassa serve`
     worker_interval: float = Field(default=1.0, gt=0, le=60)
-    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_pool_size: int = Field(default=40, ge=1, le=400)
     cache_seconds: float = Field(default=2.0, ge=0, le=60)  # hot-path lookups; see services/ttl_cache.py
     long_poll_max_ms: int = Field(default=120_000, ge=0, le=600_000)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)

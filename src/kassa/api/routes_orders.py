@@ -67,11 +67,11 @@ async def create_order(
     )
     result = await runtime_of(request).orders.create(merchant_pk(principal), new)
     order = result.order
-    return json_response(
-        order,
-        201 if result.created else 200,
-        {"ETag": etag(order["id"], order["version"]), "Location": f"/api/v1/orders/{order['id']}"},
-    )
+    headers = {"ETag": etag(order["id"], order["version"]), "Location": f"/api/v1/orders/{order['id']}"}
+    status = 201 if result.created else 200
+    if result.body is not None:
+        return Response(result.body, status_code=status, media_type="application/json", headers=headers)
+    return json_response(order, status, headers)
 
 
 @router.get(

@@ -37,7 +37,9 @@ class Database:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("postgresql"):
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+            # Overflow connections are opened and closed per use: under load that churn costs more
+            # than the queries, so the pool itself is sized for the expected concurrency.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size // 4, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         self.on_commit: list[Callable[[set[str]], None]] = []

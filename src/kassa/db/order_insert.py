@@ -95,7 +95,7 @@ async def insert_order_pg(
     order: dict[str, Any],
     quote_rows: list[dict[str, Any]],
     event_id: str,
-    event_data: dict[str, Any],
+    event_data: str,  # the order's JSON
     callback: tuple[str, str, str] | None,  # (delivery id, url, channel)
 ) -> int:
     """Insert everything; returns how many deliveries were queued. Raises asyncpg's
@@ -111,7 +111,7 @@ async def insert_order_pg(
         event_id,
         order["merchant_pk"],
         order["id"],
-        json.dumps(event_data),
+        event_data,
         order["test"],
         callback[0] if callback else None,
         callback[1] if callback else None,

@@ -102,6 +102,7 @@ class Observation:
 class CreateResult:
     order: dict[str, Any]
     created: bool
+    body: str | None = None  # the order as JSON, when it was already serialized (the event's data)
 
 
 def _amount_of(req: NewOrder) -> int:
@@ -152,7 +153,8 @@ class OrderService:
         amount = _amount_of(req)
         if req.expires_in is not None and not 1 <= req.expires_in <= MAX_EXPIRES_IN:
             raise InvalidRequest(f"expires_in must be 1..{MAX_EXPIRES_IN} seconds", param="expires_in")
-        fingerprint = req.fingerprint()
+        # Only an order_id makes a repeat recognisable; without one, no fingerprint is needed.
+        fingerprint = req.fingerprint() if req.merchant_order_id is not None else ""
         context = self.merchant_cache.get(merchant_pk)
         if context is None or req.merchant_order_id is not None:
             async with self.db.read() as conn:
@@ -239,7 +241,9 @@ class OrderService:
         view = order_view(values, quote_rows, [], self.base_url)
         try:
             if self.db.is_postgres and not req.email:
-                await self._insert_fast(values, quote_rows, view, req.callback_url or merchant.callback_url)
+                body = json.dumps(view, separators=(",", ":"))
+                await self._insert_fast(values, quote_rows, body, req.callback_url or merchant.callback_url)
+                return CreateResult(view, created=True, body=body)
             else:
                 async with self.db.transaction() as tx:
                     tx.cache[("merchant", merchant_pk)] = merchant.notice_fields()
@@ -277,14 +281,14 @@ class OrderService:
         self,
         values: dict[str, Any],
         quote_rows: list[dict[str, Any]],
-        view: dict[str, Any],
+        body: str,
         callback: str | None,
     ) -> None:
         """PostgreSQL, no customer email to render: one statement (db/order_insert.py)."""
         target = (
             (new_id("dlv"), callback, callback_channel(values["merchant_pk"], callback)) if callback else None
         )
-        queued = await insert_order_pg(self.db, values, quote_rows, new_id("evt"), view, target)
+        queued = await insert_order_pg(self.db, values, quote_rows, new_id("evt"), body, target)
         if queued:
             for wake in self.db.on_commit:
                 wake(set())

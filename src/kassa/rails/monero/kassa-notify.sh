@@ -1,17 +1,24 @@
 #!/bin/sh
 # kassa-notify: wake Kassa's Monero watcher as soon as monero-wallet-rpc sees a transaction.
 #
-#   monero-wallet-rpc ... --tx-notify "/usr/local/bin/kassa-notify %s"
+#   monero-wallet-rpc ... --tx-notify "/usr/local/bin/kassa-notify /etc/kassa/monero-notify.env %s"
 #
 # The wallet runs it with the transaction id (when the transaction reaches the pool, and again when
 # it is mined). It only POSTs to /api/v1/payment-methods/monero/notify: Kassa's watcher then reads
 # the wallet itself, so the txid is just logged and nothing the script sends is trusted.
 #
-# Configuration: KASSA_URL and KASSA_API_KEY, from the environment or from the file named by
-# KASSA_NOTIFY_ENV (default /etc/kassa/monero-notify.env, `KEY=value` lines; keep it mode 600:
-# it holds the merchant's API key). Needs curl. Never blocks the wallet for more than 5 s.
+# Usage: kassa-notify [ENV_FILE] TXID. ENV_FILE (default $KASSA_NOTIFY_ENV, else
+# /etc/kassa/monero-notify.env) holds KASSA_URL=... and KASSA_API_KEY=... lines; keep it mode 600,
+# it holds the merchant's API key. monero-wallet-rpc starts the script with an EMPTY environment,
+# so name the file on the --tx-notify command line (or use the default path). Needs curl; never
+# blocks the wallet for more than 5 s.
 set -u
-env_file="${KASSA_NOTIFY_ENV:-/etc/kassa/monero-notify.env}"
+if [ $# -ge 2 ]; then
+    env_file="$1"
+    shift
+else
+    env_file="${KASSA_NOTIFY_ENV:-/etc/kassa/monero-notify.env}"
+fi
 if [ -r "$env_file" ]; then
     # shellcheck disable=SC1090
     . "$env_file"
