@@ -85,6 +85,11 @@ class MerchantSettings(Strict_):
     late_payment_policy: Literal["accept", "refund"] | None = None
     callback_url: HttpUrl | None = None
     notify_paid_email: bool | None = Field(default=None, description="Email the merchant about paid orders.")
+    quote_at: Literal["creation", "method_choice"] | None = Field(
+        default=None,
+        description="creation: each method's quote holds until its deadline; method_choice: choosing a "
+        "method takes a fresh rate (while nothing has been paid).",
+    )
 
 
 class MerchantCreate(MerchantSettings):
@@ -228,6 +233,7 @@ class MerchantOut(BaseModel):
     late_payment_policy: Literal["accept", "refund"]
     callback_url: str | None
     notify_paid_email: bool
+    quote_at: Literal["creation", "method_choice"]
     rails: list[RailSwitch]
     created_at: str
 

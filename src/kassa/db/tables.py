@@ -49,6 +49,7 @@ merchants = Table(
     Column("callback_url", Text),
     Column("callback_secret", Text),  # encrypted; signs callbacks to order/merchant callback URLs
     Column("notify_paid_email", Boolean, nullable=False, server_default=false()),
+    Column("quote_at", String(20), nullable=False, server_default="creation"),  # or "method_choice"
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

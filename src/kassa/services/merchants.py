@@ -30,6 +30,7 @@ UPDATABLE = (
     "late_payment_policy",
     "callback_url",
     "notify_paid_email",
+    "quote_at",
 )
 
 
@@ -46,6 +47,7 @@ class Merchant:
     late_payment_policy: LatePaymentPolicy
     callback_url: str | None
     notify_paid_email: bool
+    quote_at: str  # "creation": quotes hold until their deadline; "method_choice": re-quoted on choice
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
@@ -75,6 +77,7 @@ class Merchant:
             "late_payment_policy": self.late_payment_policy.value,
             "callback_url": self.callback_url,
             "notify_paid_email": self.notify_paid_email,
+            "quote_at": self.quote_at,
             "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
             "created_at": iso(self.created_at),
         }
@@ -104,6 +107,7 @@ class MerchantService:
             "late_payment_policy": LatePaymentPolicy.ACCEPT.value,
             "callback_url": None,
             "notify_paid_email": False,
+            "quote_at": "creation",
             "created_at": now,
             "updated_at": now,
         }
@@ -215,6 +219,7 @@ def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
         late_payment_policy=LatePaymentPolicy(row.late_payment_policy),
         callback_url=row.callback_url,
         notify_paid_email=row.notify_paid_email,
+        quote_at=row.quote_at,
         created_at=row.created_at,
         rails=rails,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,8 @@ from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
 from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import Row, order_view, payment_view
+
+log = logging.getLogger("kassa.orders")
 
 MAX_EXPIRES_IN = 30 * 86400
 
@@ -175,8 +178,22 @@ class OrderService:
         expires_at = now + timedelta(seconds=req.expires_in or merchant.invoice_lifetime)
         quote_req = QuoteRequest(order_id, amount, req.currency.upper(), expires_at)
         quote_rows = []
+        priced = []
         for spec, config in methods:
-            quote = await self.quoter.quote(quote_req, spec, now)
+            try:
+                priced.append((spec, config, await self.quoter.quote(quote_req, spec, now)))
+            except Conflict:
+                if req.payment_methods is not None:  # asked for by name: say why it cannot be offered
+                    raise
+                log.warning("order %s: %s left out, no fresh rate to price it", order_id, spec.method)
+        if not priced:
+            raise Conflict(
+                f"no payment method can be priced in {quote_req.currency} right now (no fresh exchange rate)",
+                code="rate_unavailable",
+                param="currency",
+            )
+        methods = [(spec, config) for spec, config, _ in priced]
+        for spec, config, quote in priced:
             # One method: it is chosen now, so its destination is allocated now.
             dest = (
                 await get_rail(config.rail).prepare(config, quote_req, quote) if len(methods) == 1 else None
@@ -445,7 +462,10 @@ class OrderService:
         config = configs.get(quote["rail"])
         if config is None:
             raise Conflict(f"payment rail {quote['rail']!r} is no longer configured", code="rail_unavailable")
-        if quote["expires_at"] <= now and not row["amount_received"]:
+        merchant = self.merchant_cache.get(row["merchant_pk"])
+        quote_at = merchant[0].quote_at if merchant else await self._quote_at(row["merchant_pk"])
+        stale = quote["expires_at"] <= now or (quote_at == "method_choice" and row["method"] != method)
+        if stale and not row["amount_received"]:
             spec = next((m for m in get_rail(config.rail).methods(config) if m.method == method), None)
             if spec is None:
                 raise Conflict(f"payment method {method!r} is no longer offered", code="rail_unavailable")
@@ -489,6 +509,10 @@ class OrderService:
                 )
                 tx.order_changed(locked["id"])
             return await self._view(tx.conn, await self._reload(tx.conn, locked["pk"]))
+
+    async def _quote_at(self, merchant_pk: int) -> str:
+        async with self.db.read() as conn:
+            return (await load_merchant(conn, pk=merchant_pk)).quote_at
 
     async def _lookup(self, conn: AsyncConnection, merchant_pk: int | None, ref: str) -> Any:
         if merchant_pk is not None:
