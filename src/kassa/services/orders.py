@@ -193,7 +193,7 @@ class OrderService:
                 param="currency",
             )
         methods = [(spec, config) for spec, config, _ in priced]
-        for spec, config, quote in priced:
+        for _spec, config, quote in priced:
             # One method: it is chosen now, so its destination is allocated now.
             dest = (
                 await get_rail(config.rail).prepare(config, quote_req, quote) if len(methods) == 1 else None
