@@ -87,6 +87,8 @@ class KassaServer:
         return self
 
     def stop(self) -> None:
+        if self.loop is not None and self.thread.is_alive():
+            self.call(self.deliveries.client.aclose())
         self.server.should_exit = True
         self.thread.join(timeout=20)
 

@@ -21,7 +21,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, webhook_endpoints
@@ -61,6 +61,8 @@ class DeliveryWorker:
         self.runtime.db.on_commit.append(self.wake)
         try:
             while True:
+                # Cleared before the pass: a commit or a finished send during it wakes the next wait.
+                self._wake.clear()
                 try:
                     started = await self.run_once()
                 except asyncio.CancelledError:
@@ -69,7 +71,6 @@ class DeliveryWorker:
                     log.exception("delivery pass failed; retrying")
                     started = 0
                 if not started:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), idle)
                 else:
@@ -106,8 +107,18 @@ class DeliveryWorker:
     async def _claim(self, limit: int) -> list[dict[str, Any]]:
         db, now = self.runtime.db, self.runtime.clock.now()
         earlier = aliased(deliveries)
-        query = (
-            select(deliveries.c.pk, deliveries.c.channel)
+        # Due deliveries, at most `per_target` per target, so one target's backlog cannot fill the
+        # window and hide other targets' work; only the first pending one of an order per target.
+        ranked = (
+            select(
+                deliveries.c.pk,
+                func.row_number()
+                .over(
+                    partition_by=deliveries.c.channel,
+                    order_by=(deliveries.c.next_attempt_at, deliveries.c.pk),
+                )
+                .label("rank"),
+            )
             .where(
                 deliveries.c.status == "pending",
                 deliveries.c.next_attempt_at <= now,
@@ -121,11 +132,16 @@ class DeliveryWorker:
                     )
                 ),
             )
+            .subquery()
+        )
+        query = (
+            select(deliveries.c.pk, deliveries.c.channel)
+            .where(deliveries.c.pk.in_(select(ranked.c.pk).where(ranked.c.rank <= self.per_target)))
             .order_by(deliveries.c.next_attempt_at, deliveries.c.pk)
             .limit(limit * 4)
         )
         if db.is_postgres:
-            query = query.with_for_update(skip_locked=True, of=deliveries)
+            query = query.with_for_update(skip_locked=True)
         lease = new_id("lse")
         async with db.transaction() as tx:
             rows = (await tx.conn.execute(query)).all()
@@ -207,6 +223,7 @@ class DeliveryWorker:
             )
         finally:
             self._in_flight[item["channel"]] -= 1
+            self._wake.set()  # capacity freed: this target (or another) may have work due
 
     async def _secrets(self, item: dict[str, Any]) -> list[str] | None:
         box, now = self.runtime.box, self.runtime.clock.now()

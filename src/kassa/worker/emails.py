@@ -39,15 +39,31 @@ class EmailWorker:
         )
         if db.is_postgres:
             query = query.with_for_update(skip_locked=True)
+        claimed_until = now + LEASE
         async with db.transaction() as tx:
             rows = (await tx.conn.execute(query)).all()
             if rows:
                 await tx.conn.execute(
                     update(emails)
                     .where(emails.c.pk.in_([r.pk for r in rows]))
-                    .values(leased_until=now + LEASE)
+                    .values(leased_until=claimed_until)
                 )
         for row in rows:
+            # Renew this email's lease just before sending: if the batch outlived the claim and
+            # another worker took it over, skip it instead of sending it twice.
+            held_until = self.runtime.clock.now() + LEASE
+            async with db.transaction() as tx:
+                renewed = await tx.conn.execute(
+                    update(emails)
+                    .where(
+                        emails.c.pk == row.pk,
+                        emails.c.status == "pending",
+                        emails.c.leased_until == claimed_until,
+                    )
+                    .values(leased_until=held_until)
+                )
+            if renewed.rowcount == 0:
+                continue
             msg = EmailMessageSpec(
                 to=row.recipient,
                 subject=row.subject,
@@ -63,14 +79,18 @@ class EmailWorker:
                 values["last_error"] = str(exc)[:500]
                 if delay is None:
                     values["status"] = "failed"
-                    log.error("email %s to a customer failed for good: %s", row.id, exc)
+                    log.error("email %s failed for good: %s", row.id, exc)
                 else:
                     values["next_attempt_at"] = self.runtime.clock.now() + delay
                     log.warning("email %s not sent (%s); retrying in %s", row.id, exc, delay)
             else:
                 values.update(status="sent", sent_at=self.runtime.clock.now())
             async with db.transaction() as tx:
-                await tx.conn.execute(update(emails).where(emails.c.pk == row.pk).values(**values))
+                await tx.conn.execute(
+                    update(emails)
+                    .where(emails.c.pk == row.pk, emails.c.leased_until == held_until)
+                    .values(**values)
+                )
         return len(rows)
 
     async def run(self, interval: float = 1.0) -> None:
