@@ -8,7 +8,7 @@ ends, so receivers can switch without missing a message.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -401,12 +401,3 @@ class WebhookService:
                 ):
                     attempts.setdefault(a.delivery_pk, []).append(a._mapping)
         return [delivery_view(r, attempts.get(r["pk"], [])) for r in page], len(rows) > limit
-
-
-def signing_secrets(box: SecretBox, row: Row, now: datetime) -> list[str]:
-    """The secrets that sign a message to this endpoint now (two during a rotation's overlap)."""
-    secrets = [box.open(row["secret"])]
-    expires = row["previous_secret_expires_at"]
-    if row["previous_secret"] and expires is not None and expires > now:
-        secrets.append(box.open(row["previous_secret"]))
-    return secrets

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from kassa.rails.base import RailConfig, Reporter, Sighting, Wake
 from kassa.rails.monero.rail import MoneroSettings, wallet_client
-from kassa.rails.monero.rpc import MoneroWalletRpc, Transfer
+from kassa.rails.monero.rpc import MoneroRpcError, MoneroWalletRpc, Transfer
 
 log = logging.getLogger("kassa.rails.monero")
 
@@ -110,15 +110,18 @@ class MoneroWatcher:
             self.cursor = 0
             self.seen.clear()
         self.address = address
-        if not await wallet.is_view_only():
-            log.warning(
-                "monero: merchant %s: the wallet at %s holds its SPEND KEY; Kassa only needs a "
-                "view-only wallet, and a hot wallet on the gateway puts the funds at risk",
-                self.config.merchant_id,
-                self.settings.wallet_rpc_url,
-            )
-        if self.settings.auto_refresh_period is not None:
-            await wallet.auto_refresh(True, self.settings.auto_refresh_period)
+        try:
+            if not await wallet.is_view_only():
+                log.warning(
+                    "monero: merchant %s: the wallet at %s holds its SPEND KEY; Kassa only needs a "
+                    "view-only wallet, and a hot wallet on the gateway puts the funds at risk",
+                    self.config.merchant_id,
+                    self.settings.wallet_rpc_url,
+                )
+            if self.settings.auto_refresh_period is not None:
+                await wallet.auto_refresh(True, self.settings.auto_refresh_period)
+        except MoneroRpcError as exc:  # e.g. a wallet RPC that refuses these calls: watch anyway
+            log.warning("monero: merchant %s: %s", self.config.merchant_id, exc)
         log.info(
             "monero: watching merchant %s's wallet %s... from height %d",
             self.config.merchant_id,
@@ -160,8 +163,9 @@ class MoneroWatcher:
                 current[transfer.identity] = transfer
 
         # Payments the core has pending that this query did not return: below the cursor (after a
-        # deep reorg, or an old state), or gone from the wallet.
-        missing = [ref for ref in sorted(pending - current.keys()) if parse_reference(ref) is not None]
+        # deep reorg, or an old state), or gone from the wallet. Those of another account (the
+        # merchant changed account_index) are not this pass's business.
+        missing = [ref for ref in sorted(pending - current.keys()) if self._account_of(ref) == self.account]
         gone: list[str] = []
         for ref in missing:
             if ref not in self.seen and ref in self.looked_up:
@@ -215,6 +219,11 @@ class MoneroWatcher:
         self.passes += 1
         if self._state() != before:
             await reporter.save_state(self._state())
+
+    @staticmethod
+    def _account_of(ref: str) -> int | None:
+        parsed = parse_reference(ref)
+        return parsed[1] if parsed is not None else None
 
     def _ours(self, transfer: Transfer) -> bool:
         """Incoming transfers to a subaddress of the account (orders never get the primary address)."""
