@@ -264,6 +264,15 @@ class WalletRpcServer:
 
 
 @dataclass(frozen=True)
+class WalletKeys:
+    """A wallet's primary address and private keys (regtest only; the spend key stays in memory)."""
+
+    address: str
+    view_key: str
+    spend_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Payment:
     """What the payer's ``transfer`` answered."""
 
@@ -548,6 +557,34 @@ class MoneroRegtest:
         """
         return self.transfer([(address, amount_atomic)]).txid
 
+    def flush_txpool(self, txids: Sequence[str]) -> None:
+        """Drop these transactions from monerod's pool (``flush_txpool``), as if they had been
+        evicted; the payer wallet does not relay them again by itself."""
+        self._daemon_rpc().call("flush_txpool", {"txids": list(txids)})
+
+    def pool_txids(self) -> set[str]:
+        """The ids of the transactions in monerod's pool (``get_transaction_pool_hashes``)."""
+        response = httpx.post(f"{self.daemon_url}/get_transaction_pool_hashes", json={}, timeout=10)
+        response.raise_for_status()
+        return set(response.json().get("tx_hashes") or [])
+
+    def start_view_only_wallet_rpc(
+        self,
+        name: str,
+        *,
+        login: tuple[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> tuple[WalletRpcServer, WalletKeys]:
+        """One more monero-wallet-rpc with a view-only wallet of fresh keys open, synced (~6 s).
+
+        Its subaddresses never collide with the shared merchant wallet's; ``extra_args`` e.g.
+        ``["--tx-notify", "/abs/script %s"]``. Stopped with the network.
+        """
+        server = self.start_wallet_rpc(name, login=login, extra_args=extra_args)
+        keys = self._create_view_only(server, name)
+        self._sync_wallet(name)
+        return server, keys
+
     def start_wallet_rpc(
         self,
         name: str,
@@ -693,21 +730,28 @@ class MoneroRegtest:
         )
 
     def _create_merchant(self) -> None:
-        server = self._wallet("merchant")
+        keys = self._create_view_only(self._wallet("merchant"), "merchant")
+        self._merchant_address = keys.address
+        self._merchant_view_key = keys.view_key
+        self._merchant_spend_key = keys.spend_key
+
+    def _create_view_only(self, server: WalletRpcServer, filename: str) -> WalletKeys:
+        """Fresh keys: create a full wallet, read its keys, delete it, restore it view-only."""
         rpc = server.rpc
-        rpc.call("create_wallet", {"filename": "merchant-full", "password": "", "language": "English"})
-        self._merchant_address = rpc.call("get_address", {"account_index": 0})["address"]
-        self._merchant_view_key = rpc.call("query_key", {"key_type": "view_key"})["key"]
-        self._merchant_spend_key = rpc.call("query_key", {"key_type": "spend_key"})["key"]
+        full = f"{filename}-full"
+        rpc.call("create_wallet", {"filename": full, "password": "", "language": "English"})
+        address = rpc.call("get_address", {"account_index": 0})["address"]
+        view_key = rpc.call("query_key", {"key_type": "view_key"})["key"]
+        spend_key = rpc.call("query_key", {"key_type": "spend_key"})["key"]
         rpc.call("close_wallet")
-        for path in server.wallet_dir.glob("merchant-full*"):
+        for path in server.wallet_dir.glob(f"{full}*"):
             path.unlink()
         rpc.call(
             "generate_from_keys",
             {
-                "filename": "merchant",
-                "address": self._merchant_address,
-                "viewkey": self._merchant_view_key,
+                "filename": filename,
+                "address": address,
+                "viewkey": view_key,
                 "password": "",
                 "restore_height": 0,
             },
@@ -718,7 +762,8 @@ class MoneroRegtest:
             if exc.code != WATCH_ONLY_ERROR_CODE:
                 raise
         else:
-            raise MoneroRegtestError("the merchant wallet restored from address + view key can spend")
+            raise MoneroRegtestError(f"the {filename} wallet restored from address + view key can spend")
+        return WalletKeys(address, view_key, spend_key)
 
     def _sync_wallet(self, name: str) -> None:
         """Refresh ``name`` until it has scanned up to the daemon's height."""

@@ -66,7 +66,7 @@ async def check(
     summary="Wake the rail's watcher now (e.g. from monero-wallet-rpc --tx-notify)",
 )
 async def notify(
-    request: Request, rail: Rail, principal: Principal = Depends(require("merchant:write"))
+    request: Request, rail: Rail, principal: Principal = Depends(require("rails:notify"))
 ) -> Response:
     await runtime_of(request).wake_watcher(merchant_pk(principal), rail)
     return json_response({"object": "rail_notification", "rail": rail, "accepted": True}, 202)

@@ -28,6 +28,7 @@ MERCHANT_SCOPES = (
     "orders:write",
     "merchant:read",
     "merchant:write",
+    "rails:notify",
     "events:read",
     "webhooks:read",
     "webhooks:write",

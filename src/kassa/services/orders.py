@@ -223,7 +223,9 @@ class OrderService:
             "description": req.description,
             "email": req.email,
             "confirmations": (
-                req.confirmations if req.confirmations is not None else merchant.default_confirmations
+                req.confirmations
+                if req.confirmations is not None
+                else _default_confirmations(methods, merchant.default_confirmations)
             ),
             "success_url": req.success_url,
             "cancel_url": req.cancel_url,
@@ -737,6 +739,16 @@ def _methods(configs: list[RailConfig], requested: list[str] | None) -> list[tup
             param="payment_methods",
         )
     return [available[m] for m in dict.fromkeys(requested)]
+
+
+def _default_confirmations(methods: list[tuple[MethodSpec, RailConfig]], merchant_default: int) -> int:
+    """When the order does not say: the strictest default of the methods it offers, each method's
+    being its rail's `confirmations` setting if the merchant set one, else the merchant's default."""
+    defaults = []
+    for _, config in methods:
+        value = config.settings.get("confirmations")
+        defaults.append(value if isinstance(value, int) and not isinstance(value, bool) else merchant_default)
+    return max(defaults, default=merchant_default)
 
 
 def _check_choice(row: Row, method: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
 
 MASK = "********"
+log = logging.getLogger("kassa.rails")
 
 
 def _rail(name: str) -> Rail:
@@ -159,7 +161,18 @@ class PaymentMethodService:
                 .where(payment_methods.c.enabled.is_(True))
                 .order_by(payment_methods.c.pk)
             )
-            return [self._config(r) for r in rows]
+            configs = []
+            for row in rows:
+                try:
+                    configs.append(self._config(row))
+                except Exception as exc:  # e.g. sealed with another server key: skip this one only
+                    log.error(
+                        "rail %s of merchant %s: cannot read its settings (%s); not watching it",
+                        row.rail,
+                        row.merchant_id,
+                        type(exc).__name__,
+                    )
+            return configs
 
     def _config(self, row: Any) -> RailConfig:
         secrets = json.loads(self.box.open(row.secrets)) if row.secrets else {}

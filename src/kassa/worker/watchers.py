@@ -26,6 +26,8 @@ class WatcherSupervisor:
         self.runtime = runtime
         self.refresh = refresh
         self.tasks: dict[tuple[int, str], asyncio.Task[None]] = {}
+        self.configs: dict[tuple[int, str], RailConfig] = {}
+        self.broken: set[tuple[int, str]] = set()
 
     async def run(self) -> None:
         try:
@@ -45,14 +47,27 @@ class WatcherSupervisor:
     async def sync(self) -> None:
         wanted: dict[tuple[int, str], RailConfig] = {}
         for config in await self.runtime.payment_methods.all_configs():
-            if get_rail(config.rail).watcher(config) is not None:
-                wanted[(config.merchant_pk, config.rail)] = config
+            key = (config.merchant_pk, config.rail)
+            try:
+                watches = get_rail(config.rail).watcher(config) is not None
+            except Exception as exc:  # an uninstalled rail, or settings its model no longer accepts
+                if key not in self.broken:  # say it once, and on /readyz; the others still run
+                    log.error("cannot watch %s for merchant %s: %s", config.rail, config.merchant_id, exc)
+                    self._health(config, ok=False, error=f"{type(exc).__name__}: {exc}")
+                    self.broken.add(key)
+                continue
+            self.broken.discard(key)
+            if watches:
+                wanted[key] = config
         for key, task in list(self.tasks.items()):
-            if key not in wanted or task.done():
+            # A watcher keeps the settings it started with: restart it when they change.
+            if key not in wanted or task.done() or wanted[key] != self.configs.get(key):
                 task.cancel()
                 del self.tasks[key]
+                self.configs.pop(key, None)
         for key, config in wanted.items():
             if key not in self.tasks:
+                self.configs[key] = config
                 self.tasks[key] = asyncio.create_task(
                     self._lead(config), name=f"watch-{config.rail}-{key[0]}"
                 )
@@ -89,9 +104,11 @@ class WatcherSupervisor:
             return True
 
         backoff = 1.0
+        loop = asyncio.get_running_loop()
         while True:
             watcher = get_rail(config.rail).watcher(config)
             assert watcher is not None
+            started = loop.time()
             try:
                 self._health(config, ok=True)
                 await watcher.run(reporter, wake)
@@ -100,6 +117,8 @@ class WatcherSupervisor:
             except Exception as exc:
                 log.warning("watcher %s for merchant %s failed: %s", config.rail, config.merchant_id, exc)
                 self._health(config, ok=False, error=f"{type(exc).__name__}: {exc}")
+                if loop.time() - started > 60:
+                    backoff = 1.0  # it had been running fine: a new incident, not the same one
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
 
@@ -110,3 +129,5 @@ class WatcherSupervisor:
         entry.update(ok=ok, at=iso(self.runtime.clock.now()))
         if error is not None:
             entry["error"] = error[:300]
+        else:
+            entry.pop("error", None)
