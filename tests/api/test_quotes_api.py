@@ -42,8 +42,11 @@ class CoinRail:
     def methods(self, config: RailConfig) -> list[MethodSpec]:
         return [MethodSpec("XMR", "XMR")]
 
-    async def prepare(self, config: RailConfig, request: QuoteRequest, quote: Quote) -> Destination:
-        self.allocated.append(request.order_id)
+    async def prepare(
+        self, config: RailConfig, request: QuoteRequest, quote: Quote, address: str | None = None
+    ) -> Destination:
+        if address is None:
+            self.allocated.append(request.order_id)
         return Destination(
             address=f"coin:{request.order_id}", payment_uri=f"coin:{request.order_id}?a={quote.amount}"
         )
@@ -116,6 +119,16 @@ def test_expired_quote_is_refreshed_only_while_unpaid(
     again = api.post(f"/api/v1/orders/{o['id']}/method", json={"method": "XMR"}).json()
     new = next(q for q in again["payment_methods"] if q["method"] == "XMR")["expires_at"]
     assert new > old
+    # Refreshed again after its destination was allocated: same address, a URI with the new amount.
+    kassa.runtime.orders.quoter.rates = RateCache(
+        StaticRateSource({"XMR/USD": "200"}, kassa.clock), kassa.clock, timedelta(minutes=5)
+    )
+    kassa.clock.advance(901)
+    third = api.post(f"/api/v1/orders/{o['id']}/method", json={"method": "XMR"}).json()
+    xmr = next(q for q in third["payment_methods"] if q["method"] == "XMR")
+    assert xmr["address"] == f"coin:{o['id']}" and xmr["amount"] == 50_000_000_000
+    assert xmr["payment_uri"] == f"coin:{o['id']}?a=50000000000" and third["amount_due"] == 50_000_000_000
+    assert CoinRail.allocated.count(o["id"]) == 1
     # Once money was seen, the method (and its quote) is locked.
     api.post(f"/api/v1/orders/{o['id']}/method", json={"method": "test"})
     api.post("/api/v1/test/payments", json={"order": o["id"], "amount": 10})

@@ -115,7 +115,13 @@ class Rail(Protocol):
 
     def methods(self, config: RailConfig) -> list[MethodSpec]: ...
 
-    async def prepare(self, config: RailConfig, request: QuoteRequest, quote: Quote) -> Destination: ...
+    async def prepare(
+        self, config: RailConfig, request: QuoteRequest, quote: Quote, address: str | None = None
+    ) -> Destination:
+        """A destination for this order's payment. With `address` (a quote was refreshed after
+        the destination was allocated) keep that address and only describe it anew (the payment
+        URI carries the new amount): money sent to the old URI must still reach this order."""
+        ...
 
     def watcher(self, config: RailConfig) -> Watcher | None: ...
 

@@ -34,8 +34,10 @@ class TestRail:
     def methods(self, config: RailConfig) -> list[MethodSpec]:
         return [MethodSpec("test", None)]
 
-    async def prepare(self, config: RailConfig, request: QuoteRequest, quote: Quote) -> Destination:
-        address = f"test:{request.order_id}"
+    async def prepare(
+        self, config: RailConfig, request: QuoteRequest, quote: Quote, address: str | None = None
+    ) -> Destination:
+        address = address or f"test:{request.order_id}"
         return Destination(address=address, payment_uri=f"{address}?amount={quote.amount}")
 
     def watcher(self, config: RailConfig) -> Watcher | None:

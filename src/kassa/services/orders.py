@@ -473,10 +473,11 @@ class OrderService:
                 raise Conflict(f"payment method {method!r} is no longer offered", code="rail_unavailable")
             fresh = await self.quoter.quote(request, spec, now)
             changes.update(amount=fresh.amount, rate=str(fresh.rate), expires_at=fresh.expires_at)
-        if quote["destination"] is None:
+        if quote["destination"] is None or "amount" in changes:
             latest = {**quote, **changes}
             current = Quote(method, quote["currency"], latest["amount"], Decimal(1), latest["expires_at"])
-            dest = await get_rail(config.rail).prepare(config, request, current)
+            # A refreshed quote keeps the allocated address; only its payment URI changes.
+            dest = await get_rail(config.rail).prepare(config, request, current, quote["destination"])
             changes.update(destination=dest.address, payment_uri=dest.payment_uri)
         async with self.db.transaction() as tx:
             locked = (

@@ -168,10 +168,17 @@ class MoneroRail:
     def methods(self, config: RailConfig) -> list[MethodSpec]:
         return [MethodSpec(CURRENCY, CURRENCY)]
 
-    async def prepare(self, config: RailConfig, request: QuoteRequest, quote: Quote) -> Destination:
-        """A new subaddress of the configured account, labelled with the order id."""
+    async def prepare(
+        self, config: RailConfig, request: QuoteRequest, quote: Quote, address: str | None = None
+    ) -> Destination:
+        """A new subaddress of the configured account, labelled with the order id (or, for a
+        refreshed quote, the order's existing subaddress with a new payment URI)."""
         if quote.currency != CURRENCY:
             raise ValueError(f"the Monero rail cannot take payment in {quote.currency}")
+        if address is not None:
+            return Destination(
+                address=address, payment_uri=payment_uri(address, quote.amount, f"Order {request.order_id}")
+            )
         settings = settings_of(config)
         try:
             async with wallet_client(settings) as wallet:
