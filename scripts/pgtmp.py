@@ -66,19 +66,7 @@ class TempPostgres:
         self._run(
             _binary("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
         )
-        self._run(
-            _binary("psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            self.user,
-            "-d",
-            "postgres",
-            "-c",
-            f"CREATE DATABASE {self.database}",
-        )
+        self.create_database(self.database)
         return self
 
     def create_database(self, name: str) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
 from kassa.db.order_insert import insert_order_pg
+from kassa.db.pagination import newest_first
 from kassa.db.tables import orders, payments, quotes
 from kassa.domain.currencies import UnknownCurrency, get_currency
 from kassa.domain.money import MAX_AMOUNT
@@ -374,23 +375,16 @@ class OrderService:
         if merchant_order_id is not None:
             query = query.where(orders.c.merchant_order_id == merchant_order_id)
         async with self.db.read() as conn:
-            if starting_after is not None:
-                cursor = (
-                    await conn.execute(
-                        select(orders.c.pk).where(
-                            orders.c.merchant_pk == merchant_pk, orders.c.id == starting_after
-                        )
-                    )
-                ).scalar()
-                if cursor is None:
-                    raise InvalidRequest(
-                        f"no order {starting_after!r} to start after", param="starting_after"
-                    )
-                query = query.where(orders.c.pk < cursor)
-            rows = (await conn.execute(query.order_by(orders.c.pk.desc()).limit(limit + 1))).all()
-            page = [r._mapping for r in rows[:limit]]
-            views = await self._views(conn, page)
-        return views, len(rows) > limit
+            page, more = await newest_first(
+                conn,
+                orders,
+                query,
+                orders.c.merchant_pk == merchant_pk,
+                limit=limit,
+                starting_after=starting_after,
+                noun="order",
+            )
+            return await self._views(conn, page), more
 
     async def _find(self, conn: AsyncConnection, merchant_pk: int, ref: str, lock: bool = False) -> Any:
         """By Kassa id, else by the merchant's own order id; never another merchant's order."""

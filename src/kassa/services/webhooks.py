@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.clock import Clock
 from kassa.crypto import SecretBox
 from kassa.db.database import Database
+from kassa.db.pagination import newest_first
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, orders, webhook_endpoints
 from kassa.errors import InvalidRequest, NotFound
 from kassa.ids import new_id
@@ -264,21 +265,16 @@ class WebhookService:
         if order_id is not None:
             query = query.where(events.c.order_id == order_id)
         async with self.db.read() as conn:
-            if starting_after is not None:
-                cursor = (
-                    await conn.execute(
-                        select(events.c.pk).where(
-                            events.c.merchant_pk == merchant_pk, events.c.id == starting_after
-                        )
-                    )
-                ).scalar()
-                if cursor is None:
-                    raise InvalidRequest(
-                        f"no event {starting_after!r} to start after", param="starting_after"
-                    )
-                query = query.where(events.c.pk < cursor)
-            rows = (await conn.execute(query.order_by(events.c.pk.desc()).limit(limit + 1))).all()
-        return [event_view(r._mapping) for r in rows[:limit]], len(rows) > limit
+            page, more = await newest_first(
+                conn,
+                events,
+                query,
+                events.c.merchant_pk == merchant_pk,
+                limit=limit,
+                starting_after=starting_after,
+                noun="event",
+            )
+        return [event_view(r) for r in page], more
 
     async def get_event(self, merchant_pk: int, event_id: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -377,21 +373,15 @@ class WebhookService:
                 .join(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
                 .where(deliveries.c.endpoint_pk == endpoint["pk"])
             )
-            if starting_after is not None:
-                cursor = (
-                    await conn.execute(
-                        select(deliveries.c.pk).where(
-                            deliveries.c.endpoint_pk == endpoint["pk"], deliveries.c.id == starting_after
-                        )
-                    )
-                ).scalar()
-                if cursor is None:
-                    raise InvalidRequest(
-                        f"no delivery {starting_after!r} to start after", param="starting_after"
-                    )
-                query = query.where(deliveries.c.pk < cursor)
-            rows = (await conn.execute(query.order_by(deliveries.c.pk.desc()).limit(limit + 1))).all()
-            page = [r._mapping for r in rows[:limit]]
+            page, more = await newest_first(
+                conn,
+                deliveries,
+                query,
+                deliveries.c.endpoint_pk == endpoint["pk"],
+                limit=limit,
+                starting_after=starting_after,
+                noun="delivery",
+            )
             attempts: dict[int, list[Row]] = {}
             if page:
                 for a in await conn.execute(
@@ -400,4 +390,4 @@ class WebhookService:
                     .order_by(delivery_attempts.c.pk)
                 ):
                     attempts.setdefault(a.delivery_pk, []).append(a._mapping)
-        return [delivery_view(r, attempts.get(r["pk"], [])) for r in page], len(rows) > limit
+        return [delivery_view(r, attempts.get(r["pk"], [])) for r in page], more

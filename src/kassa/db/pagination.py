@@ -1,0 +1,31 @@
+"""Cursor pagination, newest first, for every list endpoint (`limit`, `starting_after`, `has_more`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kassa.errors import InvalidRequest
+
+
+async def newest_first(
+    conn: AsyncConnection,
+    table: Table,
+    query: Select[Any],
+    scope: ColumnElement[bool],
+    *,
+    limit: int,
+    starting_after: str | None,
+    noun: str,
+) -> tuple[list[Any], bool]:
+    """One page of `query` (already filtered to the caller's scope) ordered by `table.pk`
+    descending, after the object whose public id is `starting_after` (looked up within `scope`)."""
+    if starting_after is not None:
+        cursor = (await conn.execute(select(table.c.pk).where(scope, table.c.id == starting_after))).scalar()
+        if cursor is None:
+            raise InvalidRequest(f"no {noun} {starting_after!r} to start after", param="starting_after")
+        query = query.where(table.c.pk < cursor)
+    rows = (await conn.execute(query.order_by(table.c.pk.desc()).limit(limit + 1))).all()
+    return [r._mapping for r in rows[:limit]], len(rows) > limit
