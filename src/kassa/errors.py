@@ -56,9 +56,3 @@ class PermissionDenied(KassaError):
     status = 403
     type = "permission_error"
     code = "missing_scope"
-
-
-class IdempotencyError(KassaError):
-    status = 422
-    type = "idempotency_error"
-    code = "idempotency_key_reused"

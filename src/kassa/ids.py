@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import secrets
 
-PREFIXES = ("mch", "key", "ord", "pay", "evt", "whe", "dlv", "ref", "pyt")
-
 
 def new_id(prefix: str) -> str:
     raw = base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()

@@ -18,6 +18,7 @@ from kassa.domain.orders import (
     PaymentFacts,
     TransitionError,
     advance,
+    arrives_late,
     cancel,
     tolerance_for,
 )
@@ -122,10 +123,19 @@ def test_late_payment_accepted() -> None:
 
 def test_late_payment_refund_policy_keeps_it_expired() -> None:
     terms = OrderTerms(1000, 0, 2, timedelta(hours=1), LatePaymentPolicy.REFUND)
-    expired = advance(fresh(), terms, [], at(15 * 60)).state
-    step = advance(expired, terms, [PaymentFacts(1000, 5)], at(20 * 60))
-    assert step.state.status is OrderStatus.EXPIRED
-    assert step.events == ()
+    expired = advance(fresh(), terms, [PaymentFacts(300, 5)], at(15 * 60)).state
+    assert expired.exception is OrderException.UNDERPAID
+    step = advance(expired, terms, [PaymentFacts(300, 5), PaymentFacts(1000, 5, late=True)], at(20 * 60))
+    assert step.state.status is OrderStatus.EXPIRED and step.events == ()
+    assert step.state.amount_received == 300  # the late money is due back, not counted
+
+
+def test_what_arrives_late() -> None:
+    assert {s for s in OrderStatus if arrives_late(s)} == {
+        OrderStatus.EXPIRED,
+        OrderStatus.CANCELED,
+        OrderStatus.INVALID,
+    }
 
 
 def test_cancel_only_while_open() -> None:

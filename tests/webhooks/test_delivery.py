@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.receiver import Receiver
 from tests.support.server import KassaServer
@@ -229,8 +228,7 @@ def test_slow_endpoint_does_not_hold_up_others(kassa: KassaServer) -> None:
         fast.stop()
 
 
-@pytest.mark.parametrize("allow", [False])
-def test_private_targets_refused_by_default(kassa: KassaServer, receiver: Receiver, allow: bool) -> None:
+def test_private_targets_refused_by_default(kassa: KassaServer, receiver: Receiver) -> None:
     from kassa.notify.outbound import OutboundClient
     from kassa.worker.deliveries import DeliveryWorker
 
@@ -238,7 +236,7 @@ def test_private_targets_refused_by_default(kassa: KassaServer, receiver: Receiv
     with httpx.Client(base_url=kassa.base_url, headers={"Authorization": f"Bearer {key}"}) as api:
         ep = endpoint(api, receiver, event_types=["order.created"])
         api.post("/api/v1/orders", json={"amount": 5, "currency": "EUR"})
-        strict = kassa.runtime.settings.model_copy(update={"allow_private_webhooks": allow})
+        strict = kassa.runtime.settings.model_copy(update={"allow_private_webhooks": False})
         runtime = kassa.runtime
         original = runtime.settings
         worker = DeliveryWorker(runtime, client=OutboundClient())

@@ -62,8 +62,12 @@ class Database:
                         {"ids": sorted(tx.changed_orders)},
                     )
             if tx.changed_orders or tx.local_notice:
-                for callback in self.on_commit:
-                    callback(tx.changed_orders)
+                self.committed(tx.changed_orders)
+
+    def committed(self, changed_orders: set[str]) -> None:
+        """Tell this process's listeners (long polls, workers) that a commit changed something."""
+        for callback in self.on_commit:
+            callback(changed_orders)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

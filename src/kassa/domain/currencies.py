@@ -239,7 +239,3 @@ def get_currency(code: str) -> Currency:
         return CURRENCIES[code.upper()]
     except (KeyError, AttributeError):
         raise UnknownCurrency(str(code)) from None
-
-
-def is_known(code: str) -> bool:
-    return isinstance(code, str) and code.upper() in CURRENCIES

@@ -65,6 +65,7 @@ class PaymentFacts:
     amount: int
     confirmations: int
     rejected: bool = False
+    late: bool = False  # arrived when the order no longer took money (see `arrives_late`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,8 @@ def tolerance_for(amount_due: int, tolerance_bps: int) -> int:
 
 def advance(state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFacts], now: datetime) -> Step:
     """Move the order as far as the facts allow, emitting one event per transition."""
+    if terms.late_policy is LatePaymentPolicy.REFUND:
+        payments = [p for p in payments if not p.late]  # due back to the customer; they pay nothing
     received = sum(p.amount for p in payments if not p.rejected)
     confirmed = sum(p.amount for p in payments if payment_is_final(p, terms))
     enough = terms.amount_due - terms.tolerance
@@ -210,8 +213,7 @@ def cancel(state: OrderState, now: datetime) -> Step:
     return Step(new, ("order.canceled",), (new,))
 
 
-def accepts_payments(status: OrderStatus, policy: LatePaymentPolicy) -> bool:
-    """Whether money sent now still counts towards the order (otherwise it is due back)."""
-    if status in (OrderStatus.OPEN, OrderStatus.PROCESSING, OrderStatus.PAID):
-        return True
-    return status is OrderStatus.EXPIRED and policy is LatePaymentPolicy.ACCEPT
+def arrives_late(status: OrderStatus) -> bool:
+    """Whether money arriving now, with the order in `status`, is late: after expiry, cancelation
+    or the monitoring window. Late money pays an expired order only under the `accept` policy."""
+    return status in (OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.INVALID)

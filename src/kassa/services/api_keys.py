@@ -42,11 +42,6 @@ class Principal:
     merchant_pk: int | None
     merchant_id: str | None
     scopes: frozenset[str]
-    credential_hash: str
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN_SCOPE in self.scopes
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -156,7 +151,7 @@ class ApiKeyService:
     async def authenticate(self, secret: str) -> Principal:
         digest = hash_secret(secret)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
-            return Principal("admin-token", None, None, frozenset({ADMIN_SCOPE}), digest)
+            return Principal("admin-token", None, None, frozenset({ADMIN_SCOPE}))
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
@@ -176,6 +171,6 @@ class ApiKeyService:
             ).first()
         if row is None or row.revoked_at is not None:
             raise AuthenticationFailed("invalid or revoked API key")
-        principal = Principal(row.id, row.merchant_pk, row.merchant_id, frozenset(row.scopes), digest)
+        principal = Principal(row.id, row.merchant_pk, row.merchant_id, frozenset(row.scopes))
         self._cache.put(digest, principal)
         return principal

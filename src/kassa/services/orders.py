@@ -38,6 +38,7 @@ from kassa.domain.orders import (
     Step,
     TransitionError,
     advance,
+    arrives_late,
     cancel,
     payment_status,
     tolerance_for,
@@ -167,11 +168,7 @@ class OrderService:
                     if existing is not None:
                         return CreateResult(existing, created=False)
                 if context is None:
-                    context = (
-                        await load_merchant(conn, pk=merchant_pk),
-                        await self.rails.configs(conn, merchant_pk),
-                    )
-                    self.merchant_cache.put(merchant_pk, context)
+                    context = await self._merchant_context(conn, merchant_pk)
         merchant, configs = context
         methods = _methods(configs, req.payment_methods)
         now = self.clock.now()
@@ -310,8 +307,7 @@ class OrderService:
         )
         queued = await insert_order_pg(self.db, values, quote_rows, new_id("evt"), body, target)
         if queued:
-            for wake in self.db.on_commit:
-                wake(set())
+            self.db.committed(set())  # wakes the in-process delivery worker
 
     async def _existing(
         self, conn: AsyncConnection, merchant_pk: int, merchant_order_id: str, fingerprint: str
@@ -451,6 +447,7 @@ class OrderService:
             configs = {
                 c.rail: c for c in await self.rails.configs(conn, row["merchant_pk"], enabled_only=False)
             }
+            quote_at = (await self._merchant_context(conn, row["merchant_pk"]))[0].quote_at
         now = self.clock.now()
         _check_choice(row, method)
         request = QuoteRequest(row["id"], row["amount"], row["currency"], row["expires_at"])
@@ -458,8 +455,6 @@ class OrderService:
         config = configs.get(quote["rail"])
         if config is None:
             raise Conflict(f"payment rail {quote['rail']!r} is no longer configured", code="rail_unavailable")
-        merchant = self.merchant_cache.get(row["merchant_pk"])
-        quote_at = merchant[0].quote_at if merchant else await self._quote_at(row["merchant_pk"])
         stale = quote["expires_at"] <= now or (quote_at == "method_choice" and row["method"] != method)
         if stale and not row["amount_received"]:
             spec = next((m for m in get_rail(config.rail).methods(config) if m.method == method), None)
@@ -507,9 +502,15 @@ class OrderService:
                 tx.order_changed(locked["id"])
             return await self._view(tx.conn, await self._reload(tx.conn, locked["pk"]))
 
-    async def _quote_at(self, merchant_pk: int) -> str:
-        async with self.db.read() as conn:
-            return (await load_merchant(conn, pk=merchant_pk)).quote_at
+    async def _merchant_context(
+        self, conn: AsyncConnection, merchant_pk: int
+    ) -> tuple[Merchant, list[RailConfig]]:
+        """The merchant's settings and enabled rails, from the hot-path cache when fresh."""
+        context = self.merchant_cache.get(merchant_pk)
+        if context is None:
+            context = (await load_merchant(conn, pk=merchant_pk), await self.rails.configs(conn, merchant_pk))
+            self.merchant_cache.put(merchant_pk, context)
+        return context
 
     async def _lookup(self, conn: AsyncConnection, merchant_pk: int | None, ref: str) -> Any:
         if merchant_pk is not None:
@@ -554,7 +555,7 @@ class OrderService:
             )
             payment_events: list[tuple[str, Row]] = []
             if existing is None:
-                late = pre.state.status in (OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.INVALID)
+                late = arrives_late(pre.state.status)
                 status = payment_status(PaymentFacts(obs.amount, obs.confirmations, obs.rejected), terms)
                 new = {
                     "id": new_id("pay"),
@@ -654,9 +655,10 @@ class OrderService:
         state: OrderState | None = None,
     ) -> Step:
         facts = [
-            PaymentFacts(p["amount"], p["confirmations"], p["status"] == PaymentStatus.REJECTED.value)
+            PaymentFacts(
+                p["amount"], p["confirmations"], p["status"] == PaymentStatus.REJECTED.value, p["late"]
+            )
             for p in payment_rows
-            if not (p["late"] and row["late_payment_policy"] == LatePaymentPolicy.REFUND.value)
         ]
         return advance(state or _state(row), _terms(row), facts, now)
 
