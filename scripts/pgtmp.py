@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
+
+from scripts.procs import free_port
 
 SEARCH = ["/usr/local/bin", *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
 
@@ -31,17 +32,11 @@ def _binary(name: str) -> str:
     raise SystemExit(f"{name} not found: install PostgreSQL (apt-get install -y postgresql)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class TempPostgres:
     def __init__(self, database: str = "kassa") -> None:
         self.database = database
         self.dir = Path(tempfile.mkdtemp(prefix="kassa-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "kassa"
 
     @property

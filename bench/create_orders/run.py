@@ -34,7 +34,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.pgtmp import TempPostgres, _binary
+from scripts.procs import CLK_TCK, child_pids, cpu_seconds, free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -56,7 +56,6 @@ PATH = "/api/v1/orders"
 BODY = {"amount": 1050, "currency": "USD", "description": "bench"}
 TARGET_RATIO = 0.35
 TARGET_P99_MS = 50.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(Exception):
@@ -64,12 +63,6 @@ class BenchError(Exception):
 
 
 # ----- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -131,7 +124,7 @@ class Server:
             conn.close()
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     def stack(self) -> str:
         """Which event loop and HTTP parser the server really runs, from the libraries it has mapped."""
@@ -158,30 +151,6 @@ class Server:
         self._log_file.close()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (0 if it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 class PostgresCpu:
     """CPU used by the postmaster and its backends between two samples."""
 
@@ -190,8 +159,8 @@ class PostgresCpu:
         self.postmaster = int(pidfile.read_text().split()[0])
 
     def sample(self) -> dict[int, float]:
-        pids = [self.postmaster, *_children(self.postmaster)]
-        return {pid: _cpu_seconds(pid) for pid in pids}
+        pids = [self.postmaster, *child_pids(self.postmaster)]
+        return {pid: cpu_seconds(pid) for pid in pids}
 
     @staticmethod
     def used(before: dict[int, float], after: dict[int, float]) -> float:
@@ -677,7 +646,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stacks = {server.name: server.stack() for server in servers}
             if len(set(stacks.values())) != 1:
                 raise BenchError(f"the servers do not run the same loop and HTTP parser: {stacks}")
-            forked = {server.name: n for server in servers if (n := len(_children(server.proc.pid)))}
+            forked = {server.name: n for server in servers if (n := len(child_pids(server.proc.pid)))}
             if forked:
                 raise BenchError(f"a server runs more than one process (child processes: {forked})")
             print(f"both servers run {stacks['kassa']}, one process each")

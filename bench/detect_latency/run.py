@@ -60,6 +60,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
+from scripts.procs import cpu_seconds  # noqa: E402
 from tests.support.monero_regtest import MoneroRegtest, free_loopback_ports  # noqa: E402
 
 KASSA = str(REPO / ".venv" / "bin" / "kassa")
@@ -67,7 +68,6 @@ NOTIFY_SCRIPT = REPO / "src" / "kassa" / "rails" / "monero" / "kassa-notify.sh"
 RATE = "150"
 ORDER_USD_CENTS = 1000
 DUE = 66_666_666_667  # 10.00 USD at 150 USD/XMR, piconero, rounded up
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUPERVISOR_REFRESH = 5.0  # WatcherSupervisor's default: how often it re-reads the rail configurations
 
 
@@ -102,11 +102,6 @@ def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile of sorted values."""
     rank = max(1, -(-len(values) * p // 100))
     return values[int(rank) - 1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
 def kassa_cli(env: dict[str, str], *args: str) -> str:

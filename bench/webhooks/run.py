@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from scripts.procs import child_pids, cpu_seconds, free_port
 from sqlalchemy import delete, func, insert, select, text, update
 
 from kassa.config import Settings, load_settings
@@ -70,7 +71,6 @@ SECRET_KEY = "b3nch" * 13  # any key of 32+ characters: it only seals the endpoi
 FLOW = ["order.created", "payment.received", "payment.confirmed", "order.processing", "order.paid"]
 TARGET_RATIO = 0.5
 TARGET_RATE = 1000.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(Exception):
@@ -78,35 +78,6 @@ class BenchError(Exception):
 
 
 # ----- processes and CPU -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_of(pid: int) -> float:
-    """utime + stime of one process, from /proc (0 if it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def self_cpu() -> float:
@@ -124,8 +95,8 @@ class CpuMeter:
     def sample(self) -> dict[str, Any]:
         pg: dict[int, float] = {}
         if self.postmaster_pid is not None:
-            pg = {p: cpu_of(p) for p in [self.postmaster_pid, *children(self.postmaster_pid)]}
-        return {"self": self_cpu(), "receiver": cpu_of(self.receiver_pid), "pg": pg}
+            pg = {p: cpu_seconds(p) for p in [self.postmaster_pid, *child_pids(self.postmaster_pid)]}
+        return {"self": self_cpu(), "receiver": cpu_seconds(self.receiver_pid), "pg": pg}
 
     @staticmethod
     def used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:

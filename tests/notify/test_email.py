@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from scripts.procs import free_port
 
 from kassa.notify.email import (
     TEST_MARKER,
@@ -219,13 +219,6 @@ class Collector:
             email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[misc]
             for e in self.envelopes
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_smtp(handler: Collector, port: int, **kwargs: Any) -> Controller:

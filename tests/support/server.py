@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from scripts.procs import free_port
 
 from kassa.api.app import create_app
 from kassa.clock import ShiftedClock
@@ -25,12 +25,6 @@ from kassa.worker.runner import Worker
 
 T = TypeVar("T")
 ADMIN_TOKEN = "kadm_test-admin-token-for-the-suite"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class KassaServer:
