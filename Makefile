@@ -39,7 +39,7 @@ types: $(VENV)/.installed-test
 check: lint types
 
 pytest: system-deps $(VENV)/.installed-test
-	$(BIN)/python scripts/pgtmp.py run -- $(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m scripts.pgtmp run -- $(BIN)/pytest $(PYTEST_ARGS)
 
 test: check pytest
 

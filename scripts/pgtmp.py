@@ -1,6 +1,7 @@
 """A private PostgreSQL in a temporary directory on loopback, for tests and benchmarks.
 
-    python scripts/pgtmp.py run -- CMD ARGS...   # start, run CMD with KASSA_TEST_POSTGRES_URL set, stop
+    python -m scripts.pgtmp run -- CMD ARGS...   # from the repository root: start, run CMD with
+                                                 # KASSA_TEST_POSTGRES_URL set, stop
 
 As a library: `with TempPostgres() as pg: pg.url` (an asyncpg SQLAlchemy URL).
 """
