@@ -13,4 +13,4 @@ from kassa.runtime import build_runtime
 def create() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(build_runtime(settings), run_worker=settings.run_worker)
+    return create_app(build_runtime(settings), run_worker=settings.run_worker, freeze_heap=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from kassa import __version__
 from kassa.api import errors
+from kassa.api.fast_create import FastOrderCreate
 from kassa.api.middleware import BodyGuardMiddleware, IdempotencyMiddleware, RequestLogMiddleware
 from kassa.api.routes_merchants import router as merchants_router
 from kassa.api.routes_orders import json_response
@@ -30,11 +32,19 @@ Amounts are integers in the currency's minor units. Every POST accepts an `Idemp
 Errors have one shape: `{"error": {"type", "code", "message", "param"}}`."""
 
 
-def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
+def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool = False) -> FastAPI:
+    """`freeze_heap`: for a server process of its own (`kassa serve`), not for an app inside tests."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         feed = change_feed(runtime)
         feed.start()
+        if freeze_heap:
+            # What exists now (modules, the app, pools) lives as long as the process: leave it out of
+            # every later collection, or each full collection walks it all and stalls every request
+            # in flight (p99 92 ms -> 29 ms in bench/create_orders).
+            gc.collect()
+            gc.freeze()
         worker_task = None
         if run_worker:
             worker_task = asyncio.create_task(run_all(runtime), name="kassa-worker")
@@ -89,6 +99,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True) -> FastAPI:
             {"status": "ready", "details": {"database": "ok", "watchers": runtime.watcher_health}}
         )
 
+    app.add_middleware(FastOrderCreate, runtime=runtime)  # innermost: see api/fast_create.py
     app.add_middleware(IdempotencyMiddleware, runtime=runtime)
     app.add_middleware(BodyGuardMiddleware, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware, enabled=runtime.settings.access_log)

@@ -19,25 +19,29 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+async def authorize(runtime: Runtime, credentials: str | None, scope: str) -> Principal:
+    """The principal behind a bearer key, if it holds `scope` (merchant scopes need a merchant's key)."""
+    if not credentials:
+        raise AuthenticationFailed(
+            "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
+    principal = await runtime.keys.authenticate(credentials)
+    if scope == ADMIN_SCOPE:
+        principal.require(ADMIN_SCOPE)
+    elif principal.merchant_pk is None:
+        raise PermissionDenied(
+            "an admin credential manages merchants; use a merchant's API key here", code="admin_key"
+        )
+    else:
+        principal.require(scope)
+    return principal
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> Principal:
-        if credentials is None or not credentials.credentials:
-            raise AuthenticationFailed(
-                "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
-            )
-        principal = await runtime_of(request).keys.authenticate(credentials.credentials)
-        if scope == ADMIN_SCOPE:
-            principal.require(ADMIN_SCOPE)
-        elif principal.merchant_pk is None:
-            raise PermissionDenied(
-                "an admin credential manages merchants; use a merchant's API key here", code="admin_key"
-            )
-        else:
-            principal.require(scope)
-        request.state.principal = principal
-        return principal
+        return await authorize(runtime_of(request), credentials.credentials if credentials else None, scope)
 
     return dependency
 

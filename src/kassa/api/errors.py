@@ -70,9 +70,13 @@ def _validation(_request: Request, exc: Exception) -> Response:
     return error_response(400, f"{param}: {msg}" if param else msg, code="parameter_invalid", param=param)
 
 
+def kassa_error_response(exc: KassaError) -> Response:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+
 def _kassa(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KassaError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+    return kassa_error_response(exc)
 
 
 def _http(_request: Request, exc: Exception) -> Response:

@@ -23,7 +23,7 @@ _GUARDED_PREFIXES = ("/api/",)
 _JSON_TYPES = ("application/json",)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
@@ -38,7 +38,7 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-def _replay_receive(body: bytes) -> Receive:
+def replay_receive(body: bytes) -> Receive:
     sent = False
 
     async def receive() -> Message:
@@ -63,7 +63,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or secrets.token_hex(8)
+        request_id = header(scope, b"x-request-id") or secrets.token_hex(8)
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -122,7 +122,7 @@ class BodyGuardMiddleware:
         too_big = error_bytes(
             413, f"the request body is larger than {self.max_bytes} bytes", code="body_too_large"
         )
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_error(send, 413, too_big, [(b"connection", b"close")])
             return
@@ -145,7 +145,7 @@ class BodyGuardMiddleware:
             await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
             return
         if body:
-            ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
                 await _send_error(
                     send,
@@ -158,7 +158,7 @@ class BodyGuardMiddleware:
                     ),
                 )
                 return
-        await self.app(scope, _replay_receive(body), send)
+        await self.app(scope, replay_receive(body), send)
 
 
 class IdempotencyMiddleware:
@@ -173,8 +173,8 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = None
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/api/v1/"):
-            key = _header(scope, b"idempotency-key")
-        auth = _header(scope, b"authorization") if key is not None else None
+            key = header(scope, b"idempotency-key")
+        auth = header(scope, b"authorization") if key is not None else None
         if key is None or not auth:
             await self.app(scope, receive, send)
             return
@@ -267,14 +267,14 @@ class IdempotencyMiddleware:
                 await send({"type": "http.response.body", "body": stored})
                 return
         if not claimed:
-            await self.app(scope, _replay_receive(body), send)
+            await self.app(scope, replay_receive(body), send)
             return
 
         # Buffer the answer and store it before the client sees it: a retry that arrives the
         # moment the first answer does must find it stored, not "in progress".
         messages: list[Message] = []
         try:
-            await self.app(scope, _replay_receive(body), _collect(messages))
+            await self.app(scope, replay_receive(body), _collect(messages))
         finally:
             start = next((m for m in messages if m["type"] == "http.response.start"), None)
             status = start["status"] if start else 500

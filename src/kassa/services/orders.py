@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
-from kassa.db.order_insert import insert_order_pg
+from kassa.db.order_insert import OrderInserter, PendingOrder
 from kassa.db.pagination import newest_first
 from kassa.db.tables import orders, payments, quotes
 from kassa.domain.currencies import UnknownCurrency, get_currency
@@ -151,6 +150,7 @@ class OrderService:
         self.rails = methods
         self.quoter = quoter
         self.merchant_cache = merchant_cache or TTLCache(0)
+        self.inserter = OrderInserter(db) if db.is_postgres else None
 
     # ----- creation -----------------------------------------------------------------------
 
@@ -256,58 +256,61 @@ class OrderService:
             "updated_at": now,
         }
         view = order_view(values, quote_rows, [], self.base_url)
-        try:
-            if self.db.is_postgres and not req.email:
-                body = json.dumps(view, separators=(",", ":"))
-                await self._insert_fast(values, quote_rows, body, req.callback_url or merchant.callback_url)
+        if self.inserter is not None and not req.email:
+            body = json.dumps(view, separators=(",", ":"))
+            callback = req.callback_url or merchant.callback_url
+            inserted = await self.inserter.insert(
+                PendingOrder.build(
+                    values,
+                    quote_rows,
+                    new_id("evt"),
+                    body,
+                    (new_id("dlv"), callback, callback_channel(merchant_pk, callback)) if callback else None,
+                )
+            )
+            if inserted.created:
                 return CreateResult(view, created=True, body=body)
-            else:
-                async with self.db.transaction() as tx:
-                    tx.cache[("merchant", merchant_pk)] = merchant.notice_fields()
-                    pk = (
-                        await tx.conn.execute(insert(orders).values(**values).returning(orders.c.pk))
-                    ).scalar_one()
-                    await tx.conn.execute(insert(quotes), [{"order_pk": pk, **q} for q in quote_rows])
-                    await emit(
-                        tx,
-                        merchant_pk=merchant_pk,
-                        type="order.created",
-                        object_type="order",
-                        object_id=order_id,
-                        order_id=order_id,
-                        sequence=1,
-                        data=view,
-                        test=values["test"],
-                        now=now,
-                        callback_url=req.callback_url,
-                        customer_email=req.email,
-                    )
-                    # No announcement: nobody can be waiting on an order that did not exist.
-        except (IntegrityError, asyncpg.UniqueViolationError):
-            # Lost a race on the merchant's order_id: answer as if we had arrived second.
+            return await self._lost_race(merchant_pk, req, fingerprint)
+        try:
+            async with self.db.transaction() as tx:
+                tx.cache[("merchant", merchant_pk)] = merchant.notice_fields()
+                pk = (
+                    await tx.conn.execute(insert(orders).values(**values).returning(orders.c.pk))
+                ).scalar_one()
+                await tx.conn.execute(insert(quotes), [{"order_pk": pk, **q} for q in quote_rows])
+                await emit(
+                    tx,
+                    merchant_pk=merchant_pk,
+                    type="order.created",
+                    object_type="order",
+                    object_id=order_id,
+                    order_id=order_id,
+                    sequence=1,
+                    data=view,
+                    test=values["test"],
+                    now=now,
+                    callback_url=req.callback_url,
+                    customer_email=req.email,
+                )
+                # No announcement: nobody can be waiting on an order that did not exist.
+        except IntegrityError:
             if req.merchant_order_id is None:
                 raise
-            async with self.db.read() as conn:
-                existing = await self._existing(conn, merchant_pk, req.merchant_order_id, fingerprint)
-            if existing is None:
-                raise
-            return CreateResult(existing, created=False)
+            return await self._lost_race(merchant_pk, req, fingerprint)
         return CreateResult(view, created=True)
 
-    async def _insert_fast(
-        self,
-        values: dict[str, Any],
-        quote_rows: list[dict[str, Any]],
-        body: str,
-        callback: str | None,
-    ) -> None:
-        """PostgreSQL, no customer email to render: one statement (db/order_insert.py)."""
-        target = (
-            (new_id("dlv"), callback, callback_channel(values["merchant_pk"], callback)) if callback else None
-        )
-        queued = await insert_order_pg(self.db, values, quote_rows, new_id("evt"), body, target)
-        if queued:
-            self.db.committed(set())  # wakes the in-process delivery worker
+    async def _lost_race(self, merchant_pk: int, req: NewOrder, fingerprint: str) -> CreateResult:
+        """Another request took the merchant's order_id first: answer as if we had arrived second."""
+        assert req.merchant_order_id is not None
+        async with self.db.read() as conn:
+            existing = await self._existing(conn, merchant_pk, req.merchant_order_id, fingerprint)
+        if existing is None:
+            raise Conflict(
+                f"an order with order_id {req.merchant_order_id!r} is being created; retry",
+                param="order_id",
+                code="order_id_conflict",
+            )
+        return CreateResult(existing, created=False)
 
     async def _existing(
         self, conn: AsyncConnection, merchant_pk: int, merchant_order_id: str, fingerprint: str
