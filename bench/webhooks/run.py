@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from scripts.procs import child_pids, cpu_seconds, free_port
 from sqlalchemy import delete, func, insert, select, text, update
 
@@ -339,7 +340,7 @@ async def plain_loop(messages: list[tuple[str, bytes, dict[str, str]]], concurre
 
 @contextlib.contextmanager
 def breakdown() -> Iterator[dict[str, list[float]]]:
-    """Time the worker's steps (claim, secrets, HTTP, settle) by wrapping them."""
+    """Time the worker's steps (claim, secrets, HTTP, batched settles) by wrapping them."""
     timings: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     originals: dict[str, Any] = {}
 
@@ -355,7 +356,7 @@ def breakdown() -> Iterator[dict[str, list[float]]]:
 
         return wrapper
 
-    for name in ("_claim", "_secrets", "_settle"):
+    for name in ("_claim", "_secrets", "_settle_batch"):
         originals[name] = getattr(DeliveryWorker, name)
         setattr(DeliveryWorker, name, timed(name.strip("_"), originals[name]))
     originals["deliver"] = delivery_module.deliver
@@ -363,7 +364,7 @@ def breakdown() -> Iterator[dict[str, list[float]]]:
     try:
         yield timings
     finally:
-        for name in ("_claim", "_secrets", "_settle"):
+        for name in ("_claim", "_secrets", "_settle_batch"):
             setattr(DeliveryWorker, name, originals[name])
         delivery_module.deliver = originals["deliver"]
 
@@ -448,11 +449,11 @@ async def bench_one(
             return rate
 
         async def kassa_phase() -> None:
-            worker = DeliveryWorker(runtime)  # as `kassa worker` builds it (its own OutboundClient)
+            worker = DeliveryWorker(runtime)  # as `kassa worker` builds it (its own OutboundPools)
             try:
                 await worker.drain()
             finally:
-                await worker.client.aclose()
+                await worker.aclose()
 
         # Warm-up: one small pass of each, so that neither pays for imports and first connections.
         async with httpx.AsyncClient() as warm:
@@ -501,6 +502,7 @@ async def profile_round(
         str(os.getpid()),
         "--rate",
         "250",
+        *(["--native"] if os.environ.get("BENCH_NATIVE") else []),
         "--format",
         "raw",
         "-o",
@@ -582,11 +584,11 @@ def main() -> int:
             with TempPostgres() as pg:
                 upgrade(pg.url)
                 postmaster = int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
-                runs.append(asyncio.run(bench_one(pg.url, "postgresql", args, workdir, postmaster)))
+                runs.append(uvloop.run(bench_one(pg.url, "postgresql", args, workdir, postmaster)))
         if args.db in ("sqlite", "both"):
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
             upgrade(url)
-            runs.append(asyncio.run(bench_one(url, "sqlite", args, workdir, None)))
+            runs.append(uvloop.run(bench_one(url, "sqlite", args, workdir, None)))
     except BenchError as exc:
         print(f"benchmark check failed: {exc}", file=sys.stderr)
         return 1

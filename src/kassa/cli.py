@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,6 +36,15 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _event_loop_run(main: Coroutine[Any, Any, T]) -> T:
+    """uvloop where it is installed (uvicorn[standard] brings it; `kassa serve` runs on it too)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (platforms without uvloop)
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
     settings = _settings()
 
@@ -47,7 +56,7 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
             await runtime.close()
 
     try:
-        return asyncio.run(main())
+        return _event_loop_run(main())
     except KassaError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None

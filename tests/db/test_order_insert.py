@@ -4,12 +4,13 @@ and sharing changes nothing about what each order gets."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
-from kassa.db.order_insert import OrderInserter, PendingOrder
+from kassa.db.order_insert import Inserted, OrderInserter, PendingOrder
 from kassa.db.tables import deliveries, events, merchants, orders, quotes
 from kassa.errors import Conflict
 from kassa.services.orders import CreateResult, NewOrder
@@ -39,13 +40,14 @@ def _merchant_pk(kassa: KassaServer, merchant_id: str) -> int:
 
 def _recording(inserter: OrderInserter, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
-    execute = inserter._execute
+    batcher = inserter._batcher
+    run = batcher._run
 
-    async def recorded(batch: list[PendingOrder]) -> tuple[set[str], bool]:
+    async def recorded(batch: list[PendingOrder]) -> Sequence[Inserted]:
         sizes.append(len(batch))
-        return await execute(batch)
+        return await run(batch)
 
-    monkeypatch.setattr(inserter, "_execute", recorded)
+    monkeypatch.setattr(batcher, "_run", recorded)
     return sizes
 
 

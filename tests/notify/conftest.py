@@ -24,6 +24,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] | None = None  # the client's address: one per connection
 
 
 @dataclass
@@ -60,7 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.receiver.requests.append(Received(self.path, _lower(self.headers.items()), body))
+        self.server.receiver.requests.append(
+            Received(self.path, _lower(self.headers.items()), body, self.client_address[:2])
+        )
         path = self.path
         if path == "/ok":
             self._reply(200, b"thanks")

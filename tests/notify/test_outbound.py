@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import socket
@@ -14,6 +15,7 @@ import pytest
 from kassa.notify.outbound import (
     MAX_URL_LENGTH,
     OutboundClient,
+    OutboundPools,
     UnsafeTarget,
     deliver,
     parse_retry_after,
@@ -423,3 +425,83 @@ def test_parse_retry_after_asctime_form() -> None:
 
 def test_retry_after_is_relative_to_now() -> None:
     assert parse_retry_after("Sat, 01 Mar 2025 12:05:00 GMT", NOW + timedelta(minutes=1)) == 240.0
+
+
+# --- connections: reuse, a server closing idle ones, pools per target -------------------------
+
+
+class _ClosingServer:
+    """Answers each request with keep-alive, then closes the connection shortly after (as servers
+    do with idle keep-alive connections). Counts connections and requests."""
+
+    def __init__(self, close_after: float) -> None:
+        self.close_after = close_after
+        self.connections = 0
+        self.requests = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+                await writer.drain()
+                try:
+                    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.close_after)
+                except TimeoutError:
+                    return  # idle too long: close
+                raise AssertionError("this server expects one request per connection")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    server = _ClosingServer(close_after=0.05)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with OutboundClient() as client:
+            for _ in range(3):
+                attempt = await deliver(
+                    client, f"http://127.0.0.1:{port}/hook", BODY, HEADERS, allow_private=True
+                )
+                assert attempt.ok, attempt.error
+                await asyncio.sleep(0.2)  # the server closes the idle connection meanwhile
+    finally:
+        listener.close()
+    assert server.requests == 3
+    assert server.connections == 3  # a fresh connection each time, no failed reuse
+
+
+async def test_keep_alive_connections_are_reused(receiver) -> None:
+    async with OutboundClient() as client:
+        for _ in range(5):
+            attempt = await deliver(client, receiver.url("/ok"), BODY, HEADERS, allow_private=True)
+            assert attempt.ok
+    assert len({r.peer for r in receiver.requests}) == 1  # one connection served all five
+
+
+async def test_pools_per_target_are_kept_apart_and_trimmed(receiver) -> None:
+    pools = OutboundPools(per_target=2, max_targets=2)
+    try:
+        async with pools.client("a") as a1, pools.client("a") as a2:
+            assert a1 is a2
+        async with pools.client("b") as b:
+            assert b is not a1
+            attempt = await deliver(b, receiver.url("/ok"), BODY, HEADERS, allow_private=True)
+            assert attempt.ok
+        async with pools.client("c") as c:
+            assert c not in (a1, b)
+        assert set(pools._clients) == {"b", "c"}  # "a", least recently used, was closed
+        assert a1.is_closed
+    finally:
+        await pools.aclose()

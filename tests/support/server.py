@@ -17,7 +17,7 @@ from kassa.clock import ShiftedClock
 from kassa.config import load_settings
 from kassa.db.migrate import upgrade
 from kassa.notify.email import RecordingMailer
-from kassa.notify.outbound import OutboundClient
+from kassa.notify.outbound import OutboundPools
 from kassa.runtime import Runtime, build_runtime
 from kassa.worker.deliveries import DeliveryWorker
 from kassa.worker.emails import EmailWorker
@@ -48,7 +48,9 @@ class KassaServer:
         self.app = create_app(self.runtime, run_worker=run_worker)
         self.worker = Worker(self.runtime)
         self.mailer = RecordingMailer()
-        self.deliveries = DeliveryWorker(self.runtime, client=OutboundClient(verify=False))
+        self.deliveries = DeliveryWorker(
+            self.runtime, OutboundPools(self.settings.webhook_per_target, verify=False)
+        )
         self.emails = EmailWorker(self.runtime, self.mailer)
         config = uvicorn.Config(
             self.app,
@@ -82,7 +84,7 @@ class KassaServer:
 
     def stop(self) -> None:
         if self.loop is not None and self.thread.is_alive():
-            self.call(self.deliveries.client.aclose())
+            self.call(self.deliveries.aclose())
         self.server.should_exit = True
         self.thread.join(timeout=20)
 

@@ -229,7 +229,7 @@ def test_slow_endpoint_does_not_hold_up_others(kassa: KassaServer) -> None:
 
 
 def test_private_targets_refused_by_default(kassa: KassaServer, receiver: Receiver) -> None:
-    from kassa.notify.outbound import OutboundClient
+    from kassa.notify.outbound import OutboundPools
     from kassa.worker.deliveries import DeliveryWorker
 
     _, key = kassa.new_merchant()
@@ -239,7 +239,7 @@ def test_private_targets_refused_by_default(kassa: KassaServer, receiver: Receiv
         strict = kassa.runtime.settings.model_copy(update={"allow_private_webhooks": False})
         runtime = kassa.runtime
         original = runtime.settings
-        worker = DeliveryWorker(runtime, client=OutboundClient())
+        worker = DeliveryWorker(runtime, OutboundPools(runtime.settings.webhook_per_target))
         try:
             runtime.settings = strict
             kassa.call(worker.drain())

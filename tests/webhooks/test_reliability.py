@@ -434,11 +434,11 @@ def test_head_of_line_is_per_order_and_per_endpoint(kassa: KassaServer, hooks: H
 def test_run_loop_keeps_a_busy_endpoint_busy(kassa: KassaServer, hooks: HookReceiver) -> None:
     import asyncio
 
-    from kassa.notify.outbound import OutboundClient
+    from kassa.notify.outbound import OutboundPools
     from kassa.worker.deliveries import DeliveryWorker
 
     _, key = kassa.new_merchant("Busy Shop")
-    worker = DeliveryWorker(kassa.runtime, client=OutboundClient(verify=False))
+    worker = DeliveryWorker(kassa.runtime, OutboundPools(kassa.settings.webhook_per_target, verify=False))
 
     async def start() -> asyncio.Task[None]:
         return asyncio.get_running_loop().create_task(worker.run())
@@ -459,7 +459,7 @@ def test_run_loop_keeps_a_busy_endpoint_busy(kassa: KassaServer, hooks: HookRece
         assert kassa.loop is not None
         kassa.loop.call_soon_threadsafe(task.cancel)
         time.sleep(0.2)
-        kassa.call(worker.client.aclose())
+        kassa.call(worker.aclose())
     assert len(hooks.snapshot("/busy")) == 60
     # 60 due deliveries to one endpoint, 4 at a time: well under a second of work on loopback.
     # With the bug the loop idles 0.5 s after every batch of 4: about 7.5 s.

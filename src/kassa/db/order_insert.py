@@ -3,25 +3,23 @@
 One statement inserts a batch of orders, their quotes, their `order.created` events and those
 events' deliveries (to every enabled webhook endpoint that wants the event, computed in SQL so the
 fan-out is exact, and to the order's callback URL). A single statement is atomic without
-BEGIN/COMMIT. Concurrent requests share a statement (`OrderInserter`): while one batch is in the
-database the next one gathers, so under load an order costs a fraction of a round trip and of a
-commit, and when idle a lone order goes out at once. The rows written are exactly those of the
-generic path (services/orders.py + events.emit); the suite runs both (SQLite takes the generic path).
+BEGIN/COMMIT. Concurrent requests share a statement (`OrderInserter`, on db/batching.py): while
+one batch is in the database the next one gathers, so under load an order costs a fraction of a
+round trip and of a commit, and when idle a lone order goes out at once. The rows written are
+exactly those of the generic path (services/orders.py + events.emit); the suite runs both
+(SQLite takes the generic path).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kassa.db.batching import Batcher
 from kassa.db.database import Database
 from kassa.db.tables import orders
-
-log = logging.getLogger("kassa.orders")
 
 _ORDER_COLUMNS = ", ".join(c.name for c in orders.columns if c.name != "pk")
 
@@ -122,59 +120,18 @@ def _args(batch: list[PendingOrder]) -> tuple[str, str, str, str]:
 
 
 class OrderInserter:
-    """Group commit for order creation: concurrent callers share one statement per batch.
-
-    At most `max_statements` batches are in the database at once; whoever arrives meanwhile waits
-    for the next batch (of at most `max_batch` orders). A batch that fails as a whole (a value the
-    database refuses) is retried order by order, so one bad order never fails another's request.
-    """
+    """Group commit for order creation (db/batching.py): concurrent creates share one statement."""
 
     def __init__(self, db: Database, *, max_batch: int = 64, max_statements: int = 4) -> None:
         self.db = db
-        self.max_batch = max_batch
-        self.max_statements = max_statements
-        self._pending: list[tuple[PendingOrder, asyncio.Future[Inserted]]] = []
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()  # held, so a running batch is never collected
+        self._batcher: Batcher[PendingOrder, Inserted] = Batcher(
+            self._execute, name="order-insert", max_batch=max_batch, max_running=max_statements
+        )
 
     async def insert(self, item: PendingOrder) -> Inserted:
-        future: asyncio.Future[Inserted] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._running < self.max_statements:
-            self._running += 1
-            task = asyncio.create_task(self._drain(), name="kassa-order-insert")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
+        return await self._batcher.submit(item)
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._run(batch)
-        finally:
-            self._running -= 1
-
-    async def _run(self, batch: list[tuple[PendingOrder, asyncio.Future[Inserted]]]) -> None:
-        try:
-            created, queued = await self._execute([item for item, _ in batch])
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # canceled (shutdown): nobody may wait forever
-                for _, future in batch:
-                    _settle(future, exc)
-                raise
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            log.warning("a batch of %d orders failed (%s); inserting them one by one", len(batch), exc)
-            for entry in batch:
-                await self._run([entry])
-            return
-        for item, future in batch:
-            _settle(future, Inserted(created=item.order_id in created, queued=queued))
-
-    async def _execute(self, batch: list[PendingOrder]) -> tuple[set[str], bool]:
+    async def _execute(self, batch: list[PendingOrder]) -> list[Inserted]:
         async with self.db.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
@@ -183,13 +140,5 @@ class OrderInserter:
         queued = bool(rows) and rows[0]["queued"] > 0
         if queued:
             self.db.committed(set())  # wakes the in-process delivery worker
-        return {row["id"] for row in rows}, queued
-
-
-def _settle(future: asyncio.Future[Inserted], outcome: Inserted | BaseException) -> None:
-    if future.done():  # the caller went away (its request was canceled)
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+        created = {row["id"] for row in rows}
+        return [Inserted(created=item.order_id in created, queued=queued) for item in batch]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from kassa.db.types import Amount, PrimaryKey, UTCDateTime
@@ -250,6 +251,15 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_channel_order", "channel", "order_id", "status"),
     Index("ix_deliveries_endpoint_pk_pk", "endpoint_pk", "pk"),
+    # The claim walks each target's pending deliveries in order (worker/deliveries.py).
+    Index(
+        "ix_deliveries_pending_channel",
+        "channel",
+        "next_attempt_at",
+        "pk",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 delivery_attempts = Table(

@@ -18,16 +18,35 @@ import json
 import logging
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+import sniffio
+from sqlalchemy import (
+    BigInteger,
+    Executable,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import aliased
 
+from kassa.db.batching import Batcher
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, webhook_endpoints
 from kassa.ids import new_id
 from kassa.notify.email import WebhookDisabledContext, render_webhook_disabled
-from kassa.notify.outbound import DeliveryAttempt, OutboundClient, deliver
+from kassa.notify.outbound import DeliveryAttempt, OutboundPools, deliver
 from kassa.notify.schedule import next_attempt_delay
 from kassa.notify.signing import new_secret, sign_headers
 from kassa.runtime import Runtime
@@ -36,28 +55,108 @@ from kassa.services.views import iso
 
 log = logging.getLogger("kassa.deliveries")
 
+CLAIM_WAIT = 0.02  # seconds a claim may wait for more free slots
+
+# Settles a batch with one executemany: every row names all the columns it sets.
+_SETTLE = update(deliveries).where(deliveries.c.pk == bindparam("b_pk")).values(leased_until=None, lease=None)
+
+
+# PostgreSQL's claim: the same rows as DeliveryWorker._heads, found per target instead of by
+# ranking every due delivery. The targets with pending deliveries come from a skip scan of
+# ix_deliveries_pending_channel; each target's due deliveries are walked in order until
+# `per_target` heads are found, locked as they are found (SKIP LOCKED: another worker's claim
+# passes them by). A claim costs about targets x per_target index probes instead of one per due
+# delivery (2.5 ms instead of 25 ms with 10,000 due, bench/webhooks).
+_DUE_PG = text(
+    """
+WITH RECURSIVE targets AS (
+    (SELECT channel FROM deliveries WHERE status = 'pending' ORDER BY channel LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.channel FROM deliveries d
+            WHERE d.status = 'pending' AND d.channel > t.channel ORDER BY d.channel LIMIT 1)
+    FROM targets t WHERE t.channel IS NOT NULL
+)
+SELECT h.pk, h.channel FROM targets t CROSS JOIN LATERAL (
+    SELECT d.pk, d.channel, d.next_attempt_at FROM deliveries d
+    WHERE d.channel = t.channel AND d.status = 'pending' AND d.next_attempt_at <= :now
+      AND (d.leased_until IS NULL OR d.leased_until < :now)
+      AND NOT EXISTS (SELECT 1 FROM deliveries e
+                      WHERE e.channel = d.channel AND e.order_id = d.order_id
+                        AND e.status = 'pending' AND e.pk < d.pk)
+    ORDER BY d.next_attempt_at, d.pk
+    LIMIT :per_target
+    FOR UPDATE OF d SKIP LOCKED
+) h
+ORDER BY h.next_attempt_at, h.pk
+LIMIT :limit
+"""
+).columns(pk=BigInteger, channel=String)
+
+
+def _on_asyncio() -> None:
+    """Tell sniffio (for httpcore) that this task and those it starts run on asyncio.
+
+    Otherwise httpcore asks sniffio to find out for every lock, event and shield it creates, and
+    sniffio's search (an import and `asyncio.current_task()`) was a tenth of a send's CPU.
+    """
+    sniffio.current_async_library_cvar.set("asyncio")
+
+
+def _body(item: dict[str, Any]) -> bytes:
+    """The webhook's JSON: the event's fields, then its stored snapshot as `data`, verbatim."""
+    head = json.dumps(
+        {
+            "id": item["event_id"],
+            "type": item["type"],
+            "timestamp": iso(item["created_at"]),
+            "sequence": item["sequence"],
+            "order": item["order_id"],
+            "test": item["test"],
+        },
+        separators=(",", ":"),
+    )
+    return f'{head[:-1]},"data":{item["data"]}}}'.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    item: dict[str, Any]
+    attempt: DeliveryAttempt
+    give_up: bool
+
 
 class DeliveryWorker:
     def __init__(
-        self, runtime: Runtime, client: OutboundClient | None = None, rng: random.Random | None = None
+        self, runtime: Runtime, clients: OutboundPools | None = None, rng: random.Random | None = None
     ):
         self.runtime = runtime
         settings = runtime.settings
-        self.client = client or OutboundClient(verify=True)
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self.concurrency = settings.webhook_concurrency
         self.per_target = settings.webhook_per_target
+        self.clients = clients or OutboundPools(self.per_target)
+        # Claim when a quarter of the slots are free (or after CLAIM_WAIT): one claim per several sends.
+        self.claim_min = max(1, self.concurrency // 4)
+        self._settles: Batcher[_Outcome, None] = Batcher(
+            self._settle_batch, name="delivery-settle", max_running=2
+        )
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self._in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._freed = asyncio.Event()  # a send finished (its slot is free) or a task ended
+        self._sending = 0  # sends whose answer is not in yet
         self._slots = asyncio.Semaphore(self.concurrency)
         self._opened: dict[str, str] = {}  # sealed secret -> secret
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
 
     def wake(self, _changed: object = None) -> None:
         self._wake.set()
 
     async def run(self, idle: float = 0.5) -> None:
+        _on_asyncio()
         self.runtime.db.on_commit.append(self.wake)
         try:
             while True:
@@ -83,20 +182,47 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim what is due (within the free capacity) and start sending; returns how many."""
-        free = self.concurrency - len(self._tasks)
+        free = await self._capacity()
         if free <= 0:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
             return 0
         claimed = await self._claim(free)
         for item in claimed:
             self._in_flight[item["channel"]] += 1
+            self._sending += 1
             task = asyncio.create_task(self._send(item))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
         return len(claimed)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._freed.set()
+
+    def _free(self) -> int:
+        # A send's slot is free once its answer is in; recording it (batched) may take a little
+        # longer, so at most as many sends again may be waiting to be recorded.
+        return min(self.concurrency - self._sending, 2 * self.concurrency - len(self._tasks))
+
+    async def _capacity(self) -> int:
+        """Free send slots: waits for one when none is free, and up to CLAIM_WAIT for `claim_min`."""
+        while self._tasks and self._free() <= 0:
+            self._freed.clear()
+            await self._freed.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_WAIT
+        while self._sending and self._free() < self.claim_min:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._freed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._freed.wait()
+        return self._free()
 
     async def drain(self) -> None:
         """Run passes until nothing is due or in flight (tests, benchmarks)."""
+        _on_asyncio()
         while True:
             started = await self.run_once()
             if self._tasks:
@@ -106,42 +232,16 @@ class DeliveryWorker:
 
     async def _claim(self, limit: int) -> list[dict[str, Any]]:
         db, now = self.runtime.db, self.runtime.clock.now()
-        earlier = aliased(deliveries)
-        # Due deliveries, at most `per_target` per target, so one target's backlog cannot fill the
-        # window and hide other targets' work; only the first pending one of an order per target.
-        ranked = (
-            select(
-                deliveries.c.pk,
-                func.row_number()
-                .over(
-                    partition_by=deliveries.c.channel,
-                    order_by=(deliveries.c.next_attempt_at, deliveries.c.pk),
-                )
-                .label("rank"),
-            )
-            .where(
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= now,
-                or_(deliveries.c.leased_until.is_(None), deliveries.c.leased_until < now),
-                ~exists().where(
-                    and_(
-                        earlier.c.channel == deliveries.c.channel,
-                        earlier.c.order_id == deliveries.c.order_id,
-                        earlier.c.status == "pending",
-                        earlier.c.pk < deliveries.c.pk,
-                    )
-                ),
-            )
-            .subquery()
-        )
-        query = (
-            select(deliveries.c.pk, deliveries.c.channel)
-            .where(deliveries.c.pk.in_(select(ranked.c.pk).where(ranked.c.rank <= self.per_target)))
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.pk)
-            .limit(limit * 4)
-        )
+        query: Executable
         if db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
+            query = _DUE_PG.bindparams(now=now, per_target=self.per_target, limit=limit * 4)
+        else:
+            query = (
+                select(deliveries.c.pk, deliveries.c.channel)
+                .where(deliveries.c.pk.in_(self._heads(now)))
+                .order_by(deliveries.c.next_attempt_at, deliveries.c.pk)
+                .limit(limit * 4)
+            )
         lease = new_id("lse")
         async with db.transaction() as tx:
             rows = (await tx.conn.execute(query)).all()
@@ -168,6 +268,7 @@ class DeliveryWorker:
                     deliveries.c.url,
                     deliveries.c.channel,
                     deliveries.c.attempts,
+                    deliveries.c.next_attempt_at,
                     deliveries.c.endpoint_pk,
                     deliveries.c.merchant_pk,
                     events.c.id.label("event_id"),
@@ -176,7 +277,8 @@ class DeliveryWorker:
                     events.c.sequence,
                     events.c.order_id,
                     events.c.test,
-                    events.c.data,
+                    # The snapshot as stored (JSON text): spliced into the body, never parsed here.
+                    cast(events.c.data, Text).label("data"),
                     # What signing needs comes with the claim: no lookup per send.
                     webhook_endpoints.c.enabled.label("ep_enabled"),
                     webhook_endpoints.c.secret,
@@ -193,46 +295,78 @@ class DeliveryWorker:
             )
             return [{**dict(r._mapping), "lease": lease} for r in items]
 
+    def _heads(self, now: datetime) -> Select[tuple[int]]:
+        """Due deliveries, at most `per_target` per target, so one target's backlog cannot fill the
+        window and hide other targets' work; only the first pending one of an order per target.
+        (SQLite's claim; PostgreSQL finds the same rows with _DUE_PG.)"""
+        earlier = aliased(deliveries)
+        ranked = (
+            select(
+                deliveries.c.pk,
+                func.row_number()
+                .over(
+                    partition_by=deliveries.c.channel,
+                    order_by=(deliveries.c.next_attempt_at, deliveries.c.pk),
+                )
+                .label("rank"),
+            )
+            .where(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= now,
+                or_(deliveries.c.leased_until.is_(None), deliveries.c.leased_until < now),
+                ~exists().where(
+                    and_(
+                        earlier.c.channel == deliveries.c.channel,
+                        earlier.c.order_id == deliveries.c.order_id,
+                        earlier.c.status == "pending",
+                        earlier.c.pk < deliveries.c.pk,
+                    )
+                ),
+            )
+            .subquery()
+        )
+        return select(ranked.c.pk).where(ranked.c.rank <= self.per_target)
+
     async def _send(self, item: dict[str, Any]) -> None:
         try:
-            async with self._slots:
-                secrets = await self._secrets(item)
-                body = json.dumps(
-                    {
-                        "id": item["event_id"],
-                        "type": item["type"],
-                        "timestamp": iso(item["created_at"]),
-                        "sequence": item["sequence"],
-                        "order": item["order_id"],
-                        "test": item["test"],
-                        "data": item["data"],
-                    },
-                    separators=(",", ":"),
-                ).encode()
-                if secrets is None:
-                    attempt = DeliveryAttempt(None, False, 0, "", "endpoint deleted or disabled", None, False)
-                else:
-                    headers = {
-                        "content-type": "application/json",
-                        # Wall-clock time, not the scheduling clock: receivers check it against theirs.
-                        **sign_headers(secrets, item["event_id"], datetime.now(UTC), body),
-                    }
-                    attempt = await deliver(
-                        self.client,
-                        item["url"],
-                        body,
-                        headers,
-                        allow_private=self.runtime.settings.allow_private_webhooks,
-                        timeout=self.runtime.settings.webhook_timeout,
-                    )
-                await self._settle(item, attempt, give_up=secrets is None)
+            try:
+                async with self._slots:
+                    outcome = await self._attempt(item)
+            finally:
+                self._in_flight[item["channel"]] -= 1
+                self._sending -= 1
+                self._freed.set()
+                self._wake.set()  # capacity freed: this target (or another) may have work due
+            await self._settles.submit(outcome)
         except Exception:
             log.exception(
                 "delivery %s failed unexpectedly; its lease will run out and it will be retried", item["id"]
             )
         finally:
-            self._in_flight[item["channel"]] -= 1
-            self._wake.set()  # capacity freed: this target (or another) may have work due
+            self._freed.set()
+            self._wake.set()  # settled: the order's next event for this target may be due now
+
+    async def _attempt(self, item: dict[str, Any]) -> _Outcome:
+        secrets = await self._secrets(item)
+        if secrets is None:
+            attempt = DeliveryAttempt(None, False, 0, "", "endpoint deleted or disabled", None, False)
+            return _Outcome(item, attempt, give_up=True)
+        body = _body(item)
+        headers = {
+            "content-type": "application/json",
+            # Wall-clock time, not the scheduling clock: receivers check it against theirs.
+            **sign_headers(secrets, item["event_id"], datetime.now(UTC), body),
+        }
+        async with self.clients.client(item["channel"]) as client:
+            attempt = await deliver(
+                client,
+                item["url"],
+                body,
+                headers,
+                allow_private=self.runtime.settings.allow_private_webhooks,
+                timeout=self.runtime.settings.webhook_timeout,
+            )
+        return _Outcome(item, attempt, give_up=False)
 
     def _open(self, sealed: str) -> str:
         plain = self._opened.get(sealed)
@@ -270,92 +404,108 @@ class DeliveryWorker:
             ).scalar()
         return [box.open(str(sealed))]
 
-    async def _settle(self, item: dict[str, Any], attempt: DeliveryAttempt, give_up: bool) -> None:
-        now = self.runtime.clock.now()
+    def _outcome_values(self, outcome: _Outcome, now: datetime) -> dict[str, Any]:
+        item, attempt = outcome.item, outcome.attempt
         attempts = item["attempts"] + 1
         values: dict[str, Any] = {
+            "b_pk": item["pk"],
             "attempts": attempts,
-            "leased_until": None,
-            "lease": None,
             "last_status_code": attempt.status_code,
             "last_error": attempt.error,
+            "status": "pending",
+            "next_attempt_at": item["next_attempt_at"],
+            "completed_at": None,
         }
-        disable_reason = None
         if attempt.ok:
             values.update(status="succeeded", completed_at=now)
-        elif give_up or attempt.gone:
+        elif outcome.give_up or attempt.gone:
             values.update(status="failed", completed_at=now)
-            if attempt.gone:
-                disable_reason = "the endpoint answered 410 Gone"
         else:
             delay = next_attempt_delay(attempts, attempt.retry_after, self.rng)
             if delay is None:
                 values.update(status="failed", completed_at=now)
             else:
                 values.update(next_attempt_at=now + delay)
-        async with self.runtime.db.transaction() as tx:
-            result = await tx.conn.execute(
-                update(deliveries)
-                .where(deliveries.c.pk == item["pk"], deliveries.c.lease == item["lease"])
-                .values(**values)
+        return values
+
+    async def _settle_batch(self, outcomes: list[_Outcome]) -> list[None]:
+        """Record the answers of several sends in one transaction (db/batching.py). Only the lease
+        holder settles a delivery; an attempt is logged as long as its delivery exists."""
+        now = self.runtime.clock.now()
+        db = self.runtime.db
+        by_pk = sorted(outcomes, key=lambda o: o.item["pk"])  # one lock order for every batch
+        async with db.transaction() as tx:
+            query = select(deliveries.c.pk, deliveries.c.lease).where(
+                deliveries.c.pk.in_([o.item["pk"] for o in by_pk])
             )
-            still_there = (
-                result.rowcount > 0
-                or (
-                    await tx.conn.execute(select(deliveries.c.pk).where(deliveries.c.pk == item["pk"]))
-                ).first()
-                is not None
-            )
-            if still_there:  # (a deleted endpoint takes its deliveries with it)
+            if db.is_postgres:
+                query = query.order_by(deliveries.c.pk).with_for_update()
+            leases = {row.pk: row.lease for row in await tx.conn.execute(query)}
+            # (a deleted endpoint takes its deliveries with it: those are gone, nothing to record)
+            present = [o for o in by_pk if o.item["pk"] in leases]
+            held = [o for o in present if leases[o.item["pk"]] == o.item["lease"]]
+            for o in present:
+                if leases[o.item["pk"]] != o.item["lease"]:
+                    log.warning("delivery %s: lease lost before the answer was recorded", o.item["id"])
+            if held:
+                await tx.conn.execute(_SETTLE, [self._outcome_values(o, now) for o in held])
+            if present:
                 await tx.conn.execute(
-                    insert(delivery_attempts).values(
-                        delivery_pk=item["pk"],
-                        attempted_at=now,
-                        status_code=attempt.status_code,
-                        duration_ms=attempt.duration_ms,
-                        error=attempt.error,
-                        response_excerpt=attempt.response_excerpt,
-                    )
+                    insert(delivery_attempts),
+                    [
+                        {
+                            "delivery_pk": o.item["pk"],
+                            "attempted_at": now,
+                            "status_code": o.attempt.status_code,
+                            "duration_ms": o.attempt.duration_ms,
+                            "error": o.attempt.error,
+                            "response_excerpt": o.attempt.response_excerpt,
+                        }
+                        for o in present
+                    ],
                 )
-            if result.rowcount == 0:
-                log.warning("delivery %s: lease lost before the answer was recorded", item["id"])
+            for o in held:
+                await self._track_endpoint(tx, o, now)
+        return [None] * len(outcomes)
+
+    async def _track_endpoint(self, tx: Any, outcome: _Outcome, now: datetime) -> None:
+        """An endpoint's health after one of its deliveries: failing since when, or disabled."""
+        item, attempt = outcome.item, outcome.attempt
+        if item["endpoint_pk"] is None or outcome.give_up:
+            return
+        if attempt.ok:
+            if item["ep_failing_since"] is None:
                 return
-            if item["endpoint_pk"] is None or give_up:
-                return
-            if attempt.ok:
-                if item["ep_failing_since"] is None:
-                    return
+            await tx.conn.execute(
+                update(webhook_endpoints)
+                .where(
+                    webhook_endpoints.c.pk == item["endpoint_pk"],
+                    webhook_endpoints.c.failing_since.isnot(None),
+                )
+                .values(failing_since=None)
+            )
+            return
+        endpoint = (
+            await tx.conn.execute(
+                select(webhook_endpoints).where(webhook_endpoints.c.pk == item["endpoint_pk"])
+            )
+        ).first()
+        if endpoint is None or not endpoint.enabled:
+            return
+        disable_reason = "the endpoint answered 410 Gone" if attempt.gone else None
+        since = endpoint.failing_since or now
+        limit = timedelta(hours=self.runtime.settings.webhook_disable_after_hours)
+        if disable_reason is None and now - since >= limit:
+            disable_reason = f"every delivery failed for {_hours(now - since)} (last error: {attempt.error})"
+        if disable_reason is None:
+            if endpoint.failing_since is None:
                 await tx.conn.execute(
                     update(webhook_endpoints)
-                    .where(
-                        webhook_endpoints.c.pk == item["endpoint_pk"],
-                        webhook_endpoints.c.failing_since.isnot(None),
-                    )
-                    .values(failing_since=None)
+                    .where(webhook_endpoints.c.pk == endpoint.pk)
+                    .values(failing_since=now)
                 )
-                return
-            endpoint = (
-                await tx.conn.execute(
-                    select(webhook_endpoints).where(webhook_endpoints.c.pk == item["endpoint_pk"])
-                )
-            ).first()
-            if endpoint is None or not endpoint.enabled:
-                return
-            since = endpoint.failing_since or now
-            limit = timedelta(hours=self.runtime.settings.webhook_disable_after_hours)
-            if disable_reason is None and now - since >= limit:
-                disable_reason = (
-                    f"every delivery failed for {_hours(now - since)} (last error: {attempt.error})"
-                )
-            if disable_reason is None:
-                if endpoint.failing_since is None:
-                    await tx.conn.execute(
-                        update(webhook_endpoints)
-                        .where(webhook_endpoints.c.pk == endpoint.pk)
-                        .values(failing_since=now)
-                    )
-                return
-            await self._disable(tx, endpoint._mapping, disable_reason, attempt, attempts, now)
+            return
+        await self._disable(tx, endpoint._mapping, disable_reason, attempt, item["attempts"] + 1, now)
 
     async def _disable(
         self, tx: Any, endpoint: Any, reason: str, attempt: DeliveryAttempt, attempts: int, now: datetime

@@ -82,4 +82,4 @@ async def run_all(runtime: Runtime) -> None:
             WatcherSupervisor(runtime).run(),
         )
     finally:
-        await deliveries.client.aclose()
+        await deliveries.aclose()
