@@ -204,6 +204,9 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_WRITE_BATCH = 64 * 1024  # a request larger than this is written as it comes
+
+
 class _AsyncioStream(httpcore.AsyncNetworkStream):
     """An asyncio stream pair as an httpcore stream.
 
@@ -216,8 +219,14 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        # Writes are gathered until the client reads (it reads once the whole request is written):
+        # headers and body leave in one system call instead of one each.
+        self._unsent: list[bytes] = []
+        self._unsent_size = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        if self._unsent:
+            await self._flush(timeout)
         try:
             if timeout is None:  # (deliver() bounds the whole attempt instead)
                 return await self._reader.read(max_bytes)
@@ -231,8 +240,17 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
             return
+        self._unsent.append(buffer)
+        self._unsent_size += len(buffer)
+        if self._unsent_size >= _WRITE_BATCH:
+            await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> None:  # noqa: ASYNC109
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        self._unsent_size = 0
         try:
-            self._writer.write(buffer)
+            self._writer.write(data)
             if timeout is None:
                 await self._writer.drain()
             else:
