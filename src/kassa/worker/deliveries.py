@@ -23,23 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sniffio
-from sqlalchemy import (
-    Select,
-    Text,
-    and_,
-    bindparam,
-    cast,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.orm import aliased
+from sqlalchemy import BigInteger, Text, bindparam, cast, insert, select, text, update
 
 from kassa.db.batching import Batcher
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, webhook_endpoints
+from kassa.db.types import UTCDateTime
 from kassa.ids import new_id
 from kassa.notify.email import WebhookDisabledContext, render_webhook_disabled
 from kassa.notify.outbound import DeliveryAttempt, OutboundPools, deliver
@@ -56,6 +44,33 @@ CLAIM_WAIT = 0.02  # seconds a claim may wait for more free slots
 
 # Settles a batch with one executemany: every row names all the columns it sets.
 _SETTLE = update(deliveries).where(deliveries.c.pk == bindparam("b_pk")).values(leased_until=None, lease=None)
+
+
+# SQLite's claim (PostgreSQL's is worker/delivery_sql.py): the due deliveries, at most `per_target`
+# per target, so one target's backlog cannot fill the window and hide other targets' work, and only
+# the first pending one of an order per target. The targets come from a skip scan of
+# ix_deliveries_pending_channel; each target's due deliveries are walked in order until enough heads
+# are found, so a claim costs about targets x per_target index probes, not one per due delivery.
+_HEADS_SQLITE = text(
+    """
+WITH RECURSIVE targets(channel) AS (
+    SELECT MIN(channel) FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(d.channel) FROM deliveries d WHERE d.status = 'pending' AND d.channel > t.channel)
+    FROM targets t WHERE t.channel IS NOT NULL
+)
+SELECT x.pk FROM targets t JOIN deliveries x ON x.pk IN (
+    SELECT d.pk FROM deliveries d
+    WHERE d.channel = t.channel AND d.status = 'pending' AND d.next_attempt_at <= :now
+      AND (d.leased_until IS NULL OR d.leased_until < :now)
+      AND NOT EXISTS (SELECT 1 FROM deliveries e
+                      WHERE e.channel = d.channel AND e.order_id = d.order_id
+                        AND e.status = 'pending' AND e.pk < d.pk)
+    ORDER BY d.next_attempt_at, d.pk
+    LIMIT :per_target
+)
+"""
+)
 
 
 def _tracks_endpoint(outcome: _Outcome) -> bool:
@@ -110,8 +125,9 @@ class DeliveryWorker:
         self.clients = clients or OutboundPools(self.per_target)
         # Claim when a quarter of the slots are free (or after CLAIM_WAIT): one claim per several sends.
         self.claim_min = max(1, self.concurrency // 4)
+        # SQLite runs one writer at a time: a second batch in flight would only wait for the lock.
         self._settles: Batcher[_Outcome, None] = Batcher(
-            self._settle_batch, name="delivery-settle", max_running=2
+            self._settle_batch, name="delivery-settle", max_running=2 if runtime.db.is_postgres else 1
         )
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
         self._in_flight: Counter[str] = Counter()
@@ -216,9 +232,12 @@ class DeliveryWorker:
                 lease=lease,
                 until=now + self.lease,
             )
+        heads = _HEADS_SQLITE.bindparams(
+            bindparam("now", now, type_=UTCDateTime()), per_target=self.per_target
+        ).columns(pk=BigInteger)
         query = (
             select(deliveries.c.pk, deliveries.c.channel)
-            .where(deliveries.c.pk.in_(self._heads(now)))
+            .where(deliveries.c.pk.in_(heads))
             .order_by(deliveries.c.next_attempt_at, deliveries.c.pk)
             .limit(limit * 4)
         )
@@ -273,38 +292,6 @@ class DeliveryWorker:
                 .order_by(deliveries.c.pk)
             )
             return [{**dict(r._mapping), "lease": lease} for r in items]
-
-    def _heads(self, now: datetime) -> Select[tuple[int]]:
-        """Due deliveries, at most `per_target` per target, so one target's backlog cannot fill the
-        window and hide other targets' work; only the first pending one of an order per target.
-        (SQLite's claim; PostgreSQL's is one statement, worker/delivery_sql.py.)"""
-        earlier = aliased(deliveries)
-        ranked = (
-            select(
-                deliveries.c.pk,
-                func.row_number()
-                .over(
-                    partition_by=deliveries.c.channel,
-                    order_by=(deliveries.c.next_attempt_at, deliveries.c.pk),
-                )
-                .label("rank"),
-            )
-            .where(
-                deliveries.c.status == "pending",
-                deliveries.c.next_attempt_at <= now,
-                or_(deliveries.c.leased_until.is_(None), deliveries.c.leased_until < now),
-                ~exists().where(
-                    and_(
-                        earlier.c.channel == deliveries.c.channel,
-                        earlier.c.order_id == deliveries.c.order_id,
-                        earlier.c.status == "pending",
-                        earlier.c.pk < deliveries.c.pk,
-                    )
-                ),
-            )
-            .subquery()
-        )
-        return select(ranked.c.pk).where(ranked.c.rank <= self.per_target)
 
     async def _send(self, item: dict[str, Any]) -> None:
         try:
