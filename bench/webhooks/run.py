@@ -64,7 +64,7 @@ from kassa.notify.signing import sign_headers
 from kassa.runtime import Runtime, build_runtime
 from kassa.services.views import iso
 from kassa.worker import deliveries as delivery_module
-from kassa.worker.deliveries import DeliveryWorker
+from kassa.worker.deliveries import DeliveryWorker, webhook_body
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -278,18 +278,17 @@ async def seed(runtime: Runtime, receiver_url: str, n_endpoints: int, n_events: 
     now = datetime.now(UTC)
     for row in rows:
         ep = by_merchant[row["merchant_pk"]]
-        body = json.dumps(
+        body = webhook_body(
             {
-                "id": row["id"],
+                "event_id": row["id"],
                 "type": row["type"],
-                "timestamp": iso(row["created_at"]),
+                "created_at": row["created_at"],
                 "sequence": row["sequence"],
-                "order": row["order_id"],
+                "order_id": row["order_id"],
                 "test": row["test"],
-                "data": row["data"],
-            },
-            separators=(",", ":"),
-        ).encode()
+                "data": json.dumps(row["data"]),  # as SQLAlchemy's JSON type stored it
+            }
+        )
         headers = {"content-type": "application/json", **sign_headers([ep["secret"]], row["id"], now, body)}
         seeded.messages.append((ep["url"], body, headers))
     return seeded

@@ -90,7 +90,7 @@ def _on_asyncio() -> None:
     sniffio.current_async_library_cvar.set("asyncio")
 
 
-def _body(item: dict[str, Any]) -> bytes:
+def webhook_body(item: dict[str, Any]) -> bytes:
     """The webhook's JSON: the event's fields, then its stored snapshot as `data`, verbatim."""
     head = json.dumps(
         {
@@ -317,7 +317,7 @@ class DeliveryWorker:
         if secrets is None:
             attempt = DeliveryAttempt(None, False, 0, "", "endpoint deleted or disabled", None, False)
             return _Outcome(item, attempt, give_up=True)
-        body = _body(item)
+        body = webhook_body(item)
         headers = {
             "content-type": "application/json",
             # Wall-clock time, not the scheduling clock: receivers check it against theirs.
