@@ -1,7 +1,7 @@
 """Benchmark: deliver 10,000 webhook events with Kassa's DeliveryWorker, against a plain httpx loop.
 
     PYTHONPATH=. .venv/bin/python bench/webhooks/run.py [--db postgresql|sqlite|both] [--events 10000]
-        [--concurrency 32] [--endpoints 8] [--rounds 3] [--breakdown] [--profile DIR]
+        [--concurrency 32] [--endpoints 8] [--rounds 3] [--breakdown] [--profile DIR [--profile-native]]
 
 Run it from the repository root. In one run it:
 
@@ -514,7 +514,7 @@ async def bench_one(
             await reset_deliveries(runtime)
 
         if args.profile:
-            await profile_round(runtime, kassa_phase, Path(args.profile), db_name)
+            await profile_round(runtime, kassa_phase, Path(args.profile), db_name, args.profile_native)
     finally:
         if receiver is not None:
             receiver.stop()
@@ -523,7 +523,7 @@ async def bench_one(
 
 
 async def profile_round(
-    runtime: Runtime, kassa_phase: Callable[[], Awaitable[None]], out: Path, db_name: str
+    runtime: Runtime, kassa_phase: Callable[[], Awaitable[None]], out: Path, db_name: str, native: bool
 ) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not os.path.exists(spy):  # noqa: ASYNC240 (once, before the measured part)
@@ -538,7 +538,7 @@ async def profile_round(
         str(os.getpid()),
         "--rate",
         "250",
-        *(["--native"] if os.environ.get("BENCH_NATIVE") else []),
+        *(["--native"] if native else []),
         "--format",
         "raw",
         "-o",
@@ -576,12 +576,14 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         kassa = statistics.median(run.rates["kassa"])
         cpu = {k: ms_per_delivery(run.cpu["kassa"], k, args.events) for k in ("self", "receiver", "pg")}
         pcpu = {k: ms_per_delivery(run.cpu["plain"], k, args.events) for k in ("self", "receiver")}
+        ocpu = {k: ms_per_delivery(run.cpu["pooled"], k, args.events) for k in ("self", "receiver")}
         pg_cpu = f"{cpu['pg']:.2f}" if run.db == "postgresql" else "-"
         print(
             f"| {run.db} | {plain:,.0f} | {pooled:,.0f} | {kassa:,.0f} | {kassa / plain:.2f} "
             f"({kassa / pooled:.2f}) | "
             f"{cpu['self']:.2f} / {cpu['receiver']:.2f} / {pg_cpu} "
-            f"(plain loop: {pcpu['self']:.2f} / {pcpu['receiver']:.2f}) |"
+            f"(plain loop: {pcpu['self']:.2f} / {pcpu['receiver']:.2f}; "
+            f"a client per endpoint: {ocpu['self']:.2f} / {ocpu['receiver']:.2f}) |"
         )
         ok_ratio = kassa / plain >= TARGET_RATIO
         ok_rate = kassa >= TARGET_RATE
@@ -606,6 +608,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--breakdown", action="store_true", help="time the worker's steps")
     parser.add_argument("--profile", metavar="DIR", help="record one more Kassa round with py-spy")
+    parser.add_argument("--profile-native", action="store_true", help="with --profile: include C frames")
     args = parser.parse_args()
 
     import logging

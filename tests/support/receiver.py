@@ -13,6 +13,17 @@ from typing import Any
 from standardwebhooks import Webhook
 
 
+def verify(secrets: list[str], raw: bytes, headers: dict[str, str]) -> bool:
+    """Whether any of the secrets signed this message (Standard Webhooks, `standardwebhooks`)."""
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(raw, headers)
+        except Exception:  # noqa: S112 (try the next secret)
+            continue
+        return True
+    return False
+
+
 @dataclass
 class Received:
     path: str
@@ -42,14 +53,7 @@ class Receiver:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                verified = False
-                for secret in receiver.secrets.get(self.path, []):
-                    try:
-                        Webhook(secret).verify(raw, headers)
-                        verified = True
-                        break
-                    except Exception:  # noqa: S112 (try the next secret)
-                        continue
+                verified = verify(receiver.secrets.get(self.path, []), raw, headers)
                 with receiver.lock:
                     receiver.received.append(
                         Received(

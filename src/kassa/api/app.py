@@ -42,7 +42,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
         if freeze_heap:
             # What exists now (modules, the app, pools) lives as long as the process: leave it out of
             # every later collection, or each full collection walks it all and stalls every request
-            # in flight (p99 92 ms -> 29 ms in bench/create_orders).
+            # in flight (p99 93 ms -> 27.5 ms in bench/create_orders, docs/benchmarks.md).
             gc.collect()
             gc.freeze()
         worker_task = None

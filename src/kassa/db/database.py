@@ -6,8 +6,10 @@ interleave a read-then-write (PostgreSQL gets the same guarantee from `SELECT ..
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, text
@@ -79,12 +81,33 @@ class Database:
             )
             yield conn
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL: the pooled asyncpg connection itself, for the statements written in SQL
+        (db/order_insert.py, worker/delivery_sql.py). Autocommit: one statement, one round trip."""
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            yield driver
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def sql_json(value: Any) -> str:
+    """Values for a statement that reads its rows from JSON (json_to_recordset & co.):
+    compact JSON, datetimes as ISO 8601 with their offset, integers exact however large."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

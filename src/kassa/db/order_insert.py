@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from kassa.db.batching import Batcher
-from kassa.db.database import Database
+from kassa.db.database import Database, sql_json
 from kassa.db.tables import orders
 
 _ORDER_COLUMNS = ", ".join(c.name for c in orders.columns if c.name != "pk")
@@ -63,16 +62,6 @@ SELECT o.id, (SELECT count(*) FROM d) AS queued FROM o
 """  # noqa: S608
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
-
-
 @dataclass(slots=True)
 class PendingOrder:
     """One order's rows, already serialized, waiting for its batch."""
@@ -95,10 +84,12 @@ class PendingOrder:
         oid = order["id"]
         return cls(
             order_id=oid,
-            order=_dumps(order),
-            quotes=[_dumps({**q, "order_id": oid}) for q in quote_rows],
+            order=sql_json(order),
+            quotes=[sql_json({**q, "order_id": oid}) for q in quote_rows],
             event=f'{{"id":{json.dumps(event_id)},"order_id":{json.dumps(oid)},"data":{event_data}}}',
-            callback=_dumps({"order_id": oid, "id": callback[0], "url": callback[1], "channel": callback[2]})
+            callback=sql_json(
+                {"order_id": oid, "id": callback[0], "url": callback[1], "channel": callback[2]}
+            )
             if callback
             else None,
         )
@@ -132,10 +123,7 @@ class OrderInserter:
         return await self._batcher.submit(item)
 
     async def _execute(self, batch: list[PendingOrder]) -> list[Inserted]:
-        async with self.db.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
+        async with self.db.driver() as driver:
             rows = await driver.fetch(SQL, *_args(batch))
         queued = bool(rows) and rows[0]["queued"] > 0
         if queued:

@@ -46,6 +46,7 @@ from typing import cast
 
 import httpcore
 import httpx
+import sniffio
 
 from kassa import __version__
 
@@ -611,6 +612,10 @@ async def deliver(
     response: httpx.Response | None = None
     excerpt = bytearray()
     token = _ALLOW_PRIVATE.set(allow_private)
+    # This runs on asyncio (the network backend above is asyncio's streams): say so to sniffio, or
+    # httpcore has it find out, by an import and `asyncio.current_task()`, for every lock, event
+    # and shield it creates (a tenth of a send's CPU in bench/webhooks).
+    library = sniffio.current_async_library_cvar.set("asyncio")
     try:
         async with (
             asyncio.timeout(timeout),
@@ -632,6 +637,7 @@ async def deliver(
             log.info("webhook delivery to %s failed: %s", httpx.URL(url).host, reason)
             return DeliveryAttempt(None, False, elapsed(), "", reason, None, False)
     finally:
+        sniffio.current_async_library_cvar.reset(library)
         _ALLOW_PRIVATE.reset(token)
 
     assert response is not None  # every path without a response returned above

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sniffio
 from sqlalchemy import BigInteger, Text, bindparam, cast, insert, select, text, update
 
 from kassa.db.batching import Batcher
@@ -81,15 +80,6 @@ def _tracks_endpoint(outcome: _Outcome) -> bool:
     return not outcome.attempt.ok or item["ep_failing_since"] is not None
 
 
-def _on_asyncio() -> None:
-    """Tell sniffio (for httpcore) that this task and those it starts run on asyncio.
-
-    Otherwise httpcore asks sniffio to find out for every lock, event and shield it creates, and
-    sniffio's search (an import and `asyncio.current_task()`) was a tenth of a send's CPU.
-    """
-    sniffio.current_async_library_cvar.set("asyncio")
-
-
 def webhook_body(item: dict[str, Any]) -> bytes:
     """The webhook's JSON: the event's fields, then its stored snapshot as `data`, verbatim."""
     head = json.dumps(
@@ -135,7 +125,6 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._freed = asyncio.Event()  # a send finished (its slot is free) or a task ended
         self._sending = 0  # sends whose answer is not in yet
-        self._slots = asyncio.Semaphore(self.concurrency)
         self._opened: dict[str, str] = {}  # sealed secret -> secret
 
     async def aclose(self) -> None:
@@ -145,7 +134,6 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self, idle: float = 0.5) -> None:
-        _on_asyncio()
         self.runtime.db.on_commit.append(self.wake)
         try:
             while True:
@@ -211,7 +199,6 @@ class DeliveryWorker:
 
     async def drain(self) -> None:
         """Run passes until nothing is due or in flight (tests, benchmarks)."""
-        _on_asyncio()
         while True:
             started = await self.run_once()
             if self._tasks:
@@ -296,8 +283,7 @@ class DeliveryWorker:
     async def _send(self, item: dict[str, Any]) -> None:
         try:
             try:
-                async with self._slots:
-                    outcome = await self._attempt(item)
+                outcome = await self._attempt(item)
             finally:
                 self._in_flight[item["channel"]] -= 1
                 self._sending -= 1
@@ -374,7 +360,6 @@ class DeliveryWorker:
         item, attempt = outcome.item, outcome.attempt
         attempts = item["attempts"] + 1
         values: dict[str, Any] = {
-            "b_pk": item["pk"],
             "attempts": attempts,
             "last_status_code": attempt.status_code,
             "last_error": attempt.error,
@@ -427,7 +412,9 @@ class DeliveryWorker:
                 if leases[o.item["pk"]] != o.item["lease"]:
                     log.warning("delivery %s: lease lost before the answer was recorded", o.item["id"])
             if held:
-                await tx.conn.execute(_SETTLE, [self._outcome_values(o, now) for o in held])
+                await tx.conn.execute(
+                    _SETTLE, [{"b_pk": o.item["pk"], **self._outcome_values(o, now)} for o in held]
+                )
             if present:
                 await tx.conn.execute(
                     insert(delivery_attempts),
@@ -448,9 +435,8 @@ class DeliveryWorker:
         return results
 
     def _settle_row(self, outcome: _Outcome, now: datetime) -> dict[str, Any]:
-        values = self._outcome_values(outcome, now)
         return {
-            **{k: v for k, v in values.items() if k != "b_pk"},
+            **self._outcome_values(outcome, now),
             "pk": outcome.item["pk"],
             "lease": outcome.item["lease"],
             "duration_ms": outcome.attempt.duration_ms,

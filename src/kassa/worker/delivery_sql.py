@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from kassa.db.database import Database
+from kassa.db.database import Database, sql_json
 
 # The claim: at most `per_target` due deliveries per target, less what this worker already has in
 # flight to it ($3, JSON {channel: count}), and only the first pending one of an order per target.
@@ -85,12 +85,6 @@ SELECT pk FROM u
 """
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
 async def claim(
     db: Database,
     *,
@@ -102,17 +96,12 @@ async def claim(
     until: datetime,
 ) -> list[dict[str, Any]]:
     args = (now, per_target, json.dumps({k: v for k, v in busy.items() if v}), limit, until, lease)
-    async with db.engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+    async with db.driver() as driver:
         rows = await driver.fetch(CLAIM, *args)
     return [{**dict(row), "lease": lease} for row in rows]
 
 
 async def settle(db: Database, rows: list[dict[str, Any]], attempted_at: datetime) -> set[int]:
-    payload = json.dumps(rows, separators=(",", ":"), default=_json_default)
-    async with db.engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        held = await driver.fetch(SETTLE, payload, attempted_at)
+    async with db.driver() as driver:
+        held = await driver.fetch(SETTLE, sql_json(rows), attempted_at)
     return {row["pk"] for row in held}
