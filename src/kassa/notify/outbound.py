@@ -438,8 +438,9 @@ class OutboundPools:
     with as many connections as that target may have requests in flight.
 
     httpcore looks at every connection of a pool on each request (to drop expired ones), so one
-    shared pool costs time in proportion to all open connections on every request: 1.7 ms of CPU
-    per request at 32 connections here, 0.7 ms with a pool of 4 per target (bench/webhooks). Pools
+    shared pool costs time in proportion to all open connections on every request: in
+    bench/webhooks (32 senders, 8 endpoints) httpx spends 1.45 ms of CPU per request with one client
+    and 0.70 ms with a client of 4 connections per endpoint (its two reference loops). Pools
     per target also keep one target's connections from crowding out another's. At most
     `max_targets` pools are kept; the least recently used idle ones are closed beyond that.
     """
