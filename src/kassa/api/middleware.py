@@ -101,8 +101,8 @@ def _has_nul(scope: Scope) -> bool:
 
 
 class BodyGuardMiddleware:
-    """413 for bodies over the limit (declared or streamed), 415 for non-JSON bodies on the API, and
-    400 for NUL characters anywhere in a request (PostgreSQL cannot store them in text)."""
+    """413 for bodies over the limit (declared or streamed) on every path, 415 for non-JSON bodies on
+    the API, and 400 for NUL characters anywhere in a request (PostgreSQL cannot store them in text)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -112,11 +112,7 @@ class BodyGuardMiddleware:
         if scope["type"] == "http" and _has_nul(scope):
             await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
             return
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE")
-            or not scope["path"].startswith(_GUARDED_PREFIXES)
-        ):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
         too_big = error_bytes(
@@ -144,7 +140,7 @@ class BodyGuardMiddleware:
         if b"\\u0000" in body:
             await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
             return
-        if body:
+        if body and scope["path"].startswith(_GUARDED_PREFIXES):  # other fronts take their own types
             ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
                 await _send_error(

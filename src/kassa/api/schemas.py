@@ -90,6 +90,19 @@ class MerchantSettings(Strict_):
         description="creation: each method's quote holds until its deadline; method_choice: choosing a "
         "method takes a fresh rate (while nothing has been paid).",
     )
+    password: str | None = Field(
+        default=None,
+        min_length=12,
+        max_length=256,
+        description="Write-only: the password for HTTP Basic (merchant id as the user) on the "
+        "KnockturnAllee front; null removes it.",
+    )
+    withdrawal_policy: Literal["immediate", "daily", "manual"] | None = Field(
+        default=None, description="How received money goes to the merchant's wallet (see docs)."
+    )
+    withdrawal_url: HttpUrl | None = Field(
+        default=None, description="The merchant wallet's HTTPS endpoint, for automatic withdrawals."
+    )
 
 
 class MerchantCreate(MerchantSettings):
@@ -234,6 +247,9 @@ class MerchantOut(BaseModel):
     callback_url: str | None
     notify_paid_email: bool
     quote_at: Literal["creation", "method_choice"]
+    has_password: bool
+    withdrawal_policy: Literal["immediate", "daily", "manual"]
+    withdrawal_url: str | None
     rails: list[RailSwitch]
     created_at: str
 

@@ -51,6 +51,9 @@ merchants = Table(
     Column("callback_secret", Text),  # encrypted; signs callbacks to order/merchant callback URLs
     Column("notify_paid_email", Boolean, nullable=False, server_default=false()),
     Column("quote_at", String(20), nullable=False, server_default="creation"),  # or "method_choice"
+    Column("password_hash", Text),  # argon2; HTTP Basic on the KnockturnAllee front
+    Column("withdrawal_policy", String(20), nullable=False, server_default="manual"),
+    Column("withdrawal_url", Text),  # the merchant wallet's HTTPS endpoint (automatic withdrawals)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -172,6 +175,33 @@ payments = Table(
     UniqueConstraint("merchant_pk", "rail", "reference", name="uq_payments_reference"),
     Index("ix_payments_order_pk", "order_pk"),
     Index("ix_payments_rail_status", "merchant_pk", "rail", "status"),
+)
+
+submissions = Table(
+    "submissions",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("order_pk", ForeignKey("orders.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("reference", String(200), nullable=False),  # e.g. a Grin slate id
+    Column("amount", Amount, nullable=False),
+    Column("status", String(20), nullable=False),  # in_flight, accepted, refused, failed
+    Column("answer", JSON),  # the counterpart's answer, replayed to a payer who sends it again
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "rail", "reference", name="uq_submissions_reference"),
+    Index("ix_submissions_order_pk", "order_pk"),
+    # One submission in flight per order: the second payer waits (409), never pays twice.
+    Index(
+        "uq_submissions_in_flight",
+        "order_pk",
+        unique=True,
+        postgresql_where=text("status = 'in_flight'"),
+        sqlite_where=text("status = 'in_flight'"),
+    ),
 )
 
 events = Table(

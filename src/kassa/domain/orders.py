@@ -217,3 +217,21 @@ def arrives_late(status: OrderStatus) -> bool:
     """Whether money arriving now, with the order in `status`, is late: after expiry, cancelation
     or the monitoring window. Late money pays an expired order only under the `accept` policy."""
     return status in (OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.INVALID)
+
+
+def submission_refusal(state: OrderState, amount_due: int, offered: int) -> tuple[str, str] | None:
+    """Why a submitted payment (a payload the core forwards to the merchant's wallet, such as a
+    Grin slate) cannot be taken now, as (code, message); None when it can. Only an open order with
+    nothing pending takes one (an earlier attempt that was refused or dropped leaves it open), and
+    only for exactly the amount due: the payer's wallet signs for that amount, so any other amount
+    would leave the order under- or overpaid by construction."""
+    if state.status is not OrderStatus.OPEN:
+        return "order_not_open", f"the order is {state.status.value}; it takes no payment now"
+    if state.amount_received:
+        return "payment_pending", "a payment for this order is already pending"
+    if offered != amount_due:
+        return (
+            "amount_mismatch",
+            f"the payment is for {offered} but the order asks for exactly {amount_due} (minor units)",
+        )
+    return None

@@ -2,8 +2,11 @@
 
 A rail is found by name through the `kassa.rails` entry-point group. It validates its own settings,
 names the payment methods it offers, gives each order a destination, and (for chain rails) watches
-for payments and reports what it sees through a `Reporter`. It never changes an order: the core
-turns its observations into transitions.
+for payments and reports what it sees through a `Reporter`. A proxy rail (Grin) also forwards what a
+payer submits (a slate) to the merchant's wallet: `read_submission` says what the payload offers,
+the core checks it against the order, then `submit` forwards it. Rails that take no submissions
+raise `SubmissionUnsupported` from both. A rail never changes an order: the core turns its
+observations into transitions.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class QuoteRequest:
     amount: int  # in the order currency's minor units
     currency: str
     expires_at: datetime
+    merchant_order_id: str | None = None
+    base_url: str = ""  # where Kassa is reachable, for rails that give the payer a Kassa URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +74,54 @@ class Destination:
 class Sighting:
     """One transfer a watcher saw: to which destination, how much, how deep."""
 
-    destination: str
+    destination: str | None  # None: known by its reference (a payment or submission seen before)
     reference: str  # unique per transfer and output, stable from pool to block (idempotency key)
     amount: int  # in the method currency's minor units
     confirmations: int
     rejected: bool = False  # left the pool, double-spent, or reorged out
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What a payer's submitted payload offers, read before anything is forwarded."""
+
+    reference: str  # stable id of the payload (a slate id): the payment's reference if accepted
+    amount: int  # in the method currency's minor units
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    order_id: str
+    amount: int  # due, in the method currency's minor units
+    currency: str
+    destination: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    answer: Any  # the counterpart's answer, handed to the payer as it is (e.g. the signed slate)
+    sighting: Sighting  # what the core records: the payment, unconfirmed
+
+
+class SubmissionUnsupported(Exception):
+    """This rail takes no submitted payments (only proxy rails do)."""
+
+
+class PayloadInvalid(ValueError):
+    """The payer's payload cannot be read; the message says why, for the payer."""
+
+
+class SubmissionRefused(Exception):
+    """The counterpart refused the payload; `answer` is what it said, for the payer."""
+
+    def __init__(self, message: str, answer: Any = None) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+class CounterpartUnavailable(Exception):
+    """The counterpart (the merchant's wallet, a gateway) could not be reached; a retry may work.
+    The message names no secret."""
 
 
 @dataclass(slots=True)
@@ -89,6 +137,11 @@ class Reporter(Protocol):
 
     async def pending_references(self) -> set[str]:
         """References of this rail's payments that are not final yet (to notice drops)."""
+        ...
+
+    async def submitted_references(self) -> set[str]:
+        """References of payloads submitted through this rail whose outcome Kassa never learnt
+        (it stopped while the counterpart answered): report them if the counterpart has them."""
         ...
 
     async def load_state(self) -> dict[str, Any]: ...
@@ -126,3 +179,21 @@ class Rail(Protocol):
     def watcher(self, config: RailConfig) -> Watcher | None: ...
 
     async def check(self, config: RailConfig) -> RailHealth: ...
+
+    def read_submission(self, config: RailConfig, payload: Any) -> Offer:
+        """What a payer's payload offers (PayloadInvalid when it cannot be read); no I/O."""
+        ...
+
+    async def submit(self, config: RailConfig, request: SubmitRequest, payload: Any) -> Submitted:
+        """Forward the payload to the counterpart; SubmissionRefused or CounterpartUnavailable."""
+        ...
+
+
+class NoSubmissions:
+    """The submission half of the contract for rails that take none (every rail but proxies)."""
+
+    def read_submission(self, config: RailConfig, payload: Any) -> Offer:
+        raise SubmissionUnsupported(f"payment rail {config.rail!r} takes no submitted payments")
+
+    async def submit(self, config: RailConfig, request: SubmitRequest, payload: Any) -> Submitted:
+        raise SubmissionUnsupported(f"payment rail {config.rail!r} takes no submitted payments")

@@ -11,6 +11,7 @@ from typing import ClassVar
 from kassa.rails.base import (
     Destination,
     MethodSpec,
+    NoSubmissions,
     Quote,
     QuoteRequest,
     RailConfig,
@@ -24,7 +25,7 @@ class TestRailSettings(RailSettings):
     pass
 
 
-class TestRail:
+class TestRail(NoSubmissions):
     name: ClassVar[str] = "test"
     test: ClassVar[bool] = True
     settings_model: ClassVar[type[RailSettings]] = TestRailSettings

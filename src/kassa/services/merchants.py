@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import argon2
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,9 +17,11 @@ from kassa.clock import Clock
 from kassa.db.database import Database
 from kassa.db.tables import merchants, payment_methods
 from kassa.domain.orders import LatePaymentPolicy
-from kassa.errors import InvalidRequest, NotFound
+from kassa.domain.withdrawals import WithdrawalPolicy, withdrawal_problem
+from kassa.errors import AuthenticationFailed, InvalidRequest, KassaError, NotFound
 from kassa.ids import new_id
 from kassa.rails.registry import known_rails
+from kassa.services.throttle import FailureThrottle
 from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
 
@@ -31,6 +36,8 @@ UPDATABLE = (
     "callback_url",
     "notify_paid_email",
     "quote_at",
+    "withdrawal_policy",
+    "withdrawal_url",
 )
 
 
@@ -48,6 +55,9 @@ class Merchant:
     callback_url: str | None
     notify_paid_email: bool
     quote_at: str  # "creation": quotes hold until their deadline; "method_choice": re-quoted on choice
+    has_password: bool  # for HTTP Basic on the KnockturnAllee front
+    withdrawal_policy: WithdrawalPolicy
+    withdrawal_url: str | None
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
@@ -78,6 +88,9 @@ class Merchant:
             "callback_url": self.callback_url,
             "notify_paid_email": self.notify_paid_email,
             "quote_at": self.quote_at,
+            "has_password": self.has_password,
+            "withdrawal_policy": self.withdrawal_policy.value,
+            "withdrawal_url": self.withdrawal_url,
             "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
             "created_at": iso(self.created_at),
         }
@@ -91,6 +104,7 @@ class MerchantService:
         self.clock = clock
         self.defaults = defaults
         self.cache = cache or TTLCache(0)  # the order service's cache of merchant settings
+        self.throttle = FailureThrottle(time.monotonic)
 
     async def create(self, name: str, **settings: Any) -> Merchant:
         settings = {k: v for k, v in settings.items() if v is not None}
@@ -108,10 +122,16 @@ class MerchantService:
             "callback_url": None,
             "notify_paid_email": False,
             "quote_at": "creation",
+            "withdrawal_policy": WithdrawalPolicy.MANUAL.value,
+            "withdrawal_url": None,
             "created_at": now,
             "updated_at": now,
         }
+        password = settings.pop("password", None)
         values.update({k: v for k, v in settings.items() if v is not None})
+        _check_withdrawal(values)
+        if password is not None:
+            values["password_hash"] = await hash_password(password)
         async with self.db.transaction() as tx:
             pk = (
                 await tx.conn.execute(insert(merchants).values(**values).returning(merchants.c.pk))
@@ -138,9 +158,19 @@ class MerchantService:
     ) -> Merchant:
         _check_settings(settings)
         now = self.clock.now()
+        values = {k: v for k, v in settings.items() if k in UPDATABLE}
+        if "password" in settings:  # None clears it
+            password = settings["password"]
+            values["password_hash"] = await hash_password(password) if password is not None else None
         async with self.db.transaction() as tx:
             merchant = await load_merchant(tx.conn, id=merchant_id)
-            values = {k: v for k, v in settings.items() if k in UPDATABLE}
+            _check_withdrawal(
+                {
+                    "withdrawal_policy": merchant.withdrawal_policy.value,
+                    "withdrawal_url": merchant.withdrawal_url,
+                    **values,
+                }
+            )
             if values:
                 await tx.conn.execute(
                     update(merchants).where(merchants.c.pk == merchant.pk).values(updated_at=now, **values)
@@ -150,6 +180,58 @@ class MerchantService:
             updated = await load_merchant(tx.conn, pk=merchant.pk)
         self.cache.invalidate(merchant.pk)
         return updated
+
+    async def check_password(self, merchant_id: str, password: str) -> Merchant:
+        """The merchant, if `password` is its password (HTTP Basic on the KnockturnAllee front).
+        Failures are counted per merchant: too many within minutes are refused for a while (429)."""
+        wait = self.throttle.retry_after(merchant_id)
+        if wait is not None:
+            raise TooManyAttempts(
+                f"too many failed sign-ins for this merchant; try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(merchants.c.pk, merchants.c.password_hash).where(merchants.c.id == merchant_id)
+                )
+            ).first()
+        stored = row.password_hash if row is not None else None
+        if not await verify_password(stored, password):
+            self.throttle.failed(merchant_id)
+            raise AuthenticationFailed(
+                "wrong merchant id or password", code="invalid_credentials", headers=BASIC_CHALLENGE
+            )
+        self.throttle.succeeded(merchant_id)
+        return await self.get(merchant_id)
+
+
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="kassa", charset="UTF-8"'}
+_hasher = argon2.PasswordHasher()
+_DUMMY_HASH = _hasher.hash("kassa: no password is set for this merchant")
+
+
+class TooManyAttempts(KassaError):
+    status = 429
+    type = "rate_limit_error"
+    code = "too_many_attempts"
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(stored: str | None, password: str) -> bool:
+    """Constant work whether or not a hash is stored (no timing hint that a merchant has one);
+    argon2 runs off the event loop."""
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
 
 
 async def set_rail_enabled(
@@ -180,7 +262,7 @@ async def set_rail_enabled(
         raise InvalidRequest(f"rail {rail!r} must be configured before it can be enabled", param="rails")
 
 
-REQUIRED = frozenset(UPDATABLE) - {"email", "callback_url"}  # the rest cannot be cleared
+REQUIRED = frozenset(UPDATABLE) - {"email", "callback_url", "withdrawal_url"}  # the rest cannot be cleared
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
@@ -190,6 +272,17 @@ def _check_settings(settings: dict[str, Any]) -> None:
     policy = settings.get("late_payment_policy")
     if policy is not None and policy not in {p.value for p in LatePaymentPolicy}:
         raise InvalidRequest("late_payment_policy must be 'accept' or 'refund'", param="late_payment_policy")
+    policy = settings.get("withdrawal_policy")
+    if policy is not None and policy not in {p.value for p in WithdrawalPolicy}:
+        raise InvalidRequest(
+            "withdrawal_policy must be 'immediate', 'daily' or 'manual'", param="withdrawal_policy"
+        )
+
+
+def _check_withdrawal(values: dict[str, Any]) -> None:
+    problem = withdrawal_problem(WithdrawalPolicy(values["withdrawal_policy"]), values.get("withdrawal_url"))
+    if problem is not None:
+        raise InvalidRequest(problem[1], param=problem[0])
 
 
 async def load_merchant(conn: AsyncConnection, *, pk: int | None = None, id: str | None = None) -> Merchant:
@@ -220,6 +313,9 @@ def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
         callback_url=row.callback_url,
         notify_paid_email=row.notify_paid_email,
         quote_at=row.quote_at,
+        has_password=row.password_hash is not None,
+        withdrawal_policy=WithdrawalPolicy(row.withdrawal_policy),
+        withdrawal_url=row.withdrawal_url,
         created_at=row.created_at,
         rails=rails,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -174,7 +174,9 @@ class OrderService:
         now = self.clock.now()
         order_id = new_id("ord")
         expires_at = now + timedelta(seconds=req.expires_in or merchant.invoice_lifetime)
-        quote_req = QuoteRequest(order_id, amount, req.currency.upper(), expires_at)
+        quote_req = QuoteRequest(
+            order_id, amount, req.currency.upper(), expires_at, req.merchant_order_id, self.base_url
+        )
         quote_rows = []
         priced = []
         for spec, config in methods:
@@ -453,7 +455,14 @@ class OrderService:
             quote_at = (await self._merchant_context(conn, row["merchant_pk"]))[0].quote_at
         now = self.clock.now()
         _check_choice(row, method)
-        request = QuoteRequest(row["id"], row["amount"], row["currency"], row["expires_at"])
+        request = QuoteRequest(
+            row["id"],
+            row["amount"],
+            row["currency"],
+            row["expires_at"],
+            row["merchant_order_id"],
+            self.base_url,
+        )
         changes: dict[str, Any] = {}
         config = configs.get(quote["rail"])
         if config is None:
@@ -536,8 +545,22 @@ class OrderService:
             )
         return quote._mapping
 
-    async def observe(self, order_pk: int, obs: Observation) -> dict[str, Any]:
-        """Record what a rail saw of one transfer to this order, then move the order."""
+    async def lock_current(self, tx: Tx, order_pk: int) -> tuple[Row, OrderState]:
+        """Lock the order and apply the clock to it (an expiry that is due is written now);
+        its row and its state as of now."""
+        row = (await tx.conn.execute(select(orders).where(orders.c.pk == order_pk).with_for_update())).one()
+        payment_rows = await self._payments(tx.conn, row.pk)
+        step = self._advance(row._mapping, payment_rows, self.clock.now())
+        if step.changed:
+            await self._persist(tx, row._mapping, step, payment_rows, self.clock.now())
+            return await self._reload(tx.conn, row.pk), step.state
+        return row._mapping, step.state
+
+    async def observe(
+        self, order_pk: int, obs: Observation, within: Callable[[Tx], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
+        """Record what a rail saw of one transfer to this order, then move the order. `within`
+        runs in the same transaction (what made the observation, recorded atomically with it)."""
         now = self.clock.now()
         async with self.db.transaction() as tx:
             row = (
@@ -597,6 +620,8 @@ class OrderService:
             step = _chain(pre, self._advance(row._mapping, payment_rows, now, pre.state))
             if step.changed or payment_events:
                 await self._persist(tx, row._mapping, step, payment_rows, now, payment_events)
+            if within is not None:
+                await within(tx)
             return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
 
     async def refresh(self, order_pk: int) -> bool:

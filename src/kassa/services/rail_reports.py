@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from kassa.db.database import Database
-from kassa.db.tables import orders, payments, quotes, rail_states
+from kassa.db.tables import orders, payments, quotes, rail_states, submissions
 from kassa.errors import KassaError
 from kassa.rails.base import RailConfig, Sighting
 from kassa.services.orders import Observation, OrderService
 
 log = logging.getLogger("kassa.rails")
+
+UNSETTLED_HORIZON = timedelta(days=2)
+"""How long a watcher keeps asking its counterpart about a submission whose answer Kassa missed."""
 
 
 class RailReporter:
@@ -23,21 +27,43 @@ class RailReporter:
         self.config = config
 
     async def report(self, sighting: Sighting) -> None:
+        columns = (orders.c.pk, orders.c.id, orders.c.method, quotes.c.method.label("quote_method"))
+        mine = (orders.c.merchant_pk == self.config.merchant_pk) & (quotes.c.rail == self.config.rail)
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(orders.c.pk, orders.c.id, orders.c.method, quotes.c.method.label("quote_method"))
+            if sighting.destination is not None:
+                query = (
+                    select(*columns)
                     .join(quotes, quotes.c.order_pk == orders.c.pk)
-                    .where(
-                        orders.c.merchant_pk == self.config.merchant_pk,
-                        quotes.c.rail == self.config.rail,
-                        quotes.c.destination == sighting.destination,
-                    )
+                    .where(mine, quotes.c.destination == sighting.destination)
                 )
-            ).first()
+            else:  # known by its reference: a payment seen before, or a payload submitted through us
+                known = (
+                    select(payments.c.order_pk)
+                    .where(
+                        payments.c.merchant_pk == self.config.merchant_pk,
+                        payments.c.rail == self.config.rail,
+                        payments.c.reference == sighting.reference,
+                    )
+                    .union_all(
+                        select(submissions.c.order_pk).where(
+                            submissions.c.merchant_pk == self.config.merchant_pk,
+                            submissions.c.rail == self.config.rail,
+                            submissions.c.reference == sighting.reference,
+                        )
+                    )
+                    .scalar_subquery()
+                )
+                query = (
+                    select(*columns)
+                    .join(quotes, quotes.c.order_pk == orders.c.pk)
+                    .where(mine, orders.c.pk == known)
+                )
+            row = (await conn.execute(query.limit(1))).first()
         if row is None:
             log.info(
-                "%s: a transfer to %s matches no order; ignored", self.config.rail, sighting.destination[:12]
+                "%s: a transfer to %s matches no order; ignored",
+                self.config.rail,
+                (sighting.destination or sighting.reference)[:12],
             )
             return
         if row.method != row.quote_method:
@@ -60,6 +86,25 @@ class RailReporter:
                     payments.c.merchant_pk == self.config.merchant_pk,
                     payments.c.rail == self.config.rail,
                     payments.c.status == "pending",
+                )
+            )
+            return {r.reference for r in rows}
+
+    async def submitted_references(self) -> set[str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(submissions.c.reference).where(
+                    submissions.c.merchant_pk == self.config.merchant_pk,
+                    submissions.c.rail == self.config.rail,
+                    submissions.c.status.in_(("in_flight", "failed")),
+                    submissions.c.created_at >= self.orders.clock.now() - UNSETTLED_HORIZON,
+                    ~select(payments.c.pk)
+                    .where(
+                        payments.c.merchant_pk == submissions.c.merchant_pk,
+                        payments.c.rail == submissions.c.rail,
+                        payments.c.reference == submissions.c.reference,
+                    )
+                    .exists(),
                 )
             )
             return {r.reference for r in rows}

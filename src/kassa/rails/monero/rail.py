@@ -12,14 +12,14 @@ import logging
 from typing import Annotated, Any, ClassVar, Final
 from urllib.parse import quote as urlquote
 
-import httpx
-from pydantic import AfterValidator, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import Field, StrictInt, ValidationInfo, field_validator
 
 from kassa.domain.money import Money
 from kassa.errors import KassaError
 from kassa.rails.base import (
     Destination,
     MethodSpec,
+    NoSubmissions,
     Quote,
     QuoteRequest,
     RailConfig,
@@ -36,6 +36,7 @@ from kassa.rails.monero.rpc import (
     MoneroUnreachable,
     MoneroWalletRpc,
 )
+from kassa.rails.urls import RpcUrl
 
 log = logging.getLogger("kassa.rails.monero")
 
@@ -47,23 +48,6 @@ _NETWORKS: Final = {"4": "mainnet", "8": "mainnet", "9": "testnet", "A": "testne
 _NETWORKS_STAGENET: Final = {"5": "stagenet", "7": "stagenet"}
 
 
-def _rpc_url(value: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ValueError(f"not a URL: {exc}") from None
-    if url.scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:18083")
-    if not url.host:
-        raise ValueError("must name a host, e.g. http://127.0.0.1:18083")
-    if url.userinfo:
-        raise ValueError("must not carry credentials: give them as username and password")
-    if url.query or url.fragment:
-        raise ValueError("must not have a query or fragment")
-    return value.rstrip("/")
-
-
-RpcUrl = Annotated[str, Field(max_length=2000), AfterValidator(_rpc_url)]
 Login = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -159,7 +143,7 @@ class MoneroRailUnavailable(KassaError):
     code = "rail_unavailable"
 
 
-class MoneroRail:
+class MoneroRail(NoSubmissions):
     name: ClassVar[str] = "monero"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = MoneroSettings
