@@ -11,8 +11,6 @@ bookkeeping (cursor, drops, restarts) against a scripted wallet.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import socket
 import stat
@@ -38,11 +36,10 @@ from kassa.rails.monero.watcher import (
     effective_confirmations,
     parse_reference,
 )
-from kassa.rails.registry import known_rails
 from kassa.services import orders as order_service
-from kassa.worker.watchers import WatcherSupervisor
 from tests.support.monero_regtest import MoneroRegtest
 from tests.support.server import KassaServer
+from tests.support.watching import Watching, watch_known_rails_only
 
 XMR = ATOMIC_UNITS_PER_XMR
 RATES = {"primary": "static", "static": {"XMR/USD": "150"}}
@@ -379,25 +376,6 @@ def test_reference_and_confirmation_rules() -> None:
 # ================================================================================== regtest, end to end
 
 
-def watch_known_rails_only(server: KassaServer) -> KassaServer:
-    """Keep this server's watcher supervisor off rails this process does not know.
-
-    The database is shared with the rest of the session, and other tests register rails only for
-    their own duration (e.g. tests/api/test_quotes_api.py's `coin`): their merchants keep those
-    rails enabled afterwards, and today one unknown rail makes `WatcherSupervisor.sync` fail for
-    every merchant. (A core fix is proposed: skip and log such a configuration.)
-    """
-    service = server.runtime.payment_methods
-    all_configs = service.all_configs
-
-    async def known() -> list[RailConfig]:
-        names = set(known_rails())
-        return [config for config in await all_configs() if config.rail in names]
-
-    service.all_configs = known  # type: ignore[method-assign]
-    return server
-
-
 @pytest.fixture(scope="module")
 def xkassa(kassa: KassaServer) -> Iterator[KassaServer]:
     """A Kassa server on the same database and key as `kassa`, with an XMR/USD rate of 150."""
@@ -408,34 +386,6 @@ def xkassa(kassa: KassaServer) -> Iterator[KassaServer]:
         yield server
     finally:
         server.stop()
-
-
-class Watching:
-    """The real WatcherSupervisor on a server's event loop (what `kassa serve` runs), for one test."""
-
-    def __init__(self, server: KassaServer) -> None:
-        self.server = server
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> Watching:
-        async def start() -> asyncio.Task[None]:
-            return asyncio.create_task(WatcherSupervisor(self.server.runtime, refresh=0.2).run())
-
-        self.task = self.server.call(start())
-        return self
-
-    def stop(self) -> None:
-        task = self.task
-        if task is None:
-            return
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        self.server.call(stop())
-        self.task = None
 
 
 @dataclass

@@ -225,10 +225,10 @@ def submission_refusal(state: OrderState, amount_due: int, offered: int) -> tupl
     nothing pending takes one (an earlier attempt that was refused or dropped leaves it open), and
     only for exactly the amount due: the payer's wallet signs for that amount, so any other amount
     would leave the order under- or overpaid by construction."""
+    if state.status is OrderStatus.PROCESSING or (state.status is OrderStatus.OPEN and state.amount_received):
+        return "payment_pending", "a payment for this order was already received and is being confirmed"
     if state.status is not OrderStatus.OPEN:
         return "order_not_open", f"the order is {state.status.value}; it takes no payment now"
-    if state.amount_received:
-        return "payment_pending", "a payment for this order is already pending"
     if offered != amount_due:
         return (
             "amount_mismatch",

@@ -51,12 +51,11 @@ class RailReporter:
                             submissions.c.reference == sighting.reference,
                         )
                     )
-                    .scalar_subquery()
                 )
                 query = (
                     select(*columns)
                     .join(quotes, quotes.c.order_pk == orders.c.pk)
-                    .where(mine, orders.c.pk == known)
+                    .where(mine, orders.c.pk.in_(known))
                 )
             row = (await conn.execute(query.limit(1))).first()
         if row is None:

@@ -88,7 +88,7 @@ class SubmissionService:
         if view["method"] != method:
             view = await self.orders.choose_method(merchant_pk, view["id"], method)
         quote = next(q for q in view["payment_methods"] if q["method"] == method)
-        order_pk, replay = await self._claim(merchant_pk, view["id"], config.rail, offer, quote["amount"])
+        order_pk, replay = await self._claim(merchant_pk, view["id"], config.rail, offer)
         if replay is not None:
             return SubmitOutcome(replay, await self.orders.get(merchant_pk, view["id"]), replayed=True)
         request = SubmitRequest(view["id"], quote["amount"], quote["currency"], quote["address"])
@@ -154,10 +154,11 @@ class SubmissionService:
         )
 
     async def _claim(
-        self, merchant_pk: int, order_id: str, rail: str, offer: Offer, amount_due: int
+        self, merchant_pk: int, order_id: str, rail: str, offer: Offer
     ) -> tuple[int, Any | None]:
         """Check the order takes this payment and mark it in flight; (order pk, a replayed answer)."""
         now = self.clock.now()
+        refused: tuple[str, str] | None = None
         try:
             async with self.db.transaction() as tx:
                 order_pk = (
@@ -207,12 +208,9 @@ class SubmissionService:
                         .values(status="failed", error="no answer recorded (stale)", updated_at=now)
                     )
                 refusal = submission_refusal(state, row["amount_due"], offer.amount)
-                if refusal is not None:
-                    code, message = refusal
-                    if code == "amount_mismatch":
-                        raise InvalidRequest(message, code=code, param="amount")
-                    raise Conflict(message, code=code)
-                if same is not None:  # refused or failed before: try again
+                if refusal is not None:  # after the commit: an expiry that came due is kept
+                    refused = refusal
+                elif same is not None:  # refused or failed before: try again
                     await tx.conn.execute(
                         update(submissions)
                         .where(submissions.c.pk == same.pk)
@@ -237,6 +235,11 @@ class SubmissionService:
                 "a payment for this order is being submitted right now; wait for its answer",
                 code="submission_in_flight",
             ) from None
+        if refused is not None:
+            code, message = refused
+            if code == "amount_mismatch":
+                raise InvalidRequest(message, code=code, param="amount")
+            raise Conflict(message, code=code)
         return order_pk, None
 
     async def _settle(
