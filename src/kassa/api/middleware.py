@@ -101,8 +101,9 @@ def _has_nul(scope: Scope) -> bool:
 
 
 class BodyGuardMiddleware:
-    """413 for bodies over the limit (declared or streamed) on every path, 415 for non-JSON bodies on
-    the API, and 400 for NUL characters anywhere in a request (PostgreSQL cannot store them in text)."""
+    """413 for bodies over the limit (declared or streamed) on every path; on the API, 415 for non-JSON
+    bodies and 400 for NUL characters in a body (PostgreSQL cannot store them in text); 400 for NUL
+    characters in any path or query."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -137,10 +138,11 @@ class BodyGuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if b"\\u0000" in body:
+        guarded = scope["path"].startswith(_GUARDED_PREFIXES)  # other fronts check in their own style
+        if guarded and b"\\u0000" in body:
             await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
             return
-        if body and scope["path"].startswith(_GUARDED_PREFIXES):  # other fronts take their own types
+        if body and guarded:
             ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
                 await _send_error(

@@ -13,7 +13,6 @@ Errors are Kassa's one error shape, except on the JSON-RPC route, which answers 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +74,8 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 async def _body_json(request: Request) -> Any:
     raw = await request.body()
+    if b"\\u0000" in raw:  # PostgreSQL cannot store NUL in text
+        raise InvalidRequest("text must not contain NUL characters (\\u0000)", code="body_invalid")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -95,7 +96,7 @@ async def _authenticated(request: Request, merchant_id: str) -> Merchant:
     if scheme.lower() == "basic" and credentials:
         try:
             user, sep, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
             user, sep, password = "", "", ""
         if not sep or user != merchant_id:
             raise AuthenticationFailed(
