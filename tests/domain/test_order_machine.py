@@ -226,3 +226,37 @@ def test_tolerance_never_exceeds_share(amount: int, bps: int) -> None:
     tol = tolerance_for(amount, bps)
     assert 0 <= tol <= amount
     assert tol * 10_000 <= amount * bps
+
+
+# ----- submitted payments (proxy rails) --------------------------------------------------------
+
+
+def test_submission_is_taken_only_by_an_open_order_for_exactly_the_amount() -> None:
+    from kassa.domain.orders import submission_refusal
+
+    assert submission_refusal(fresh(), 1000, 1000) is None
+    assert submission_refusal(fresh(), 1000, 999) is not None
+    assert submission_refusal(fresh(), 1000, 999)[0] == "amount_mismatch"  # type: ignore[index]
+    processing = advance(fresh(), TERMS, [PaymentFacts(1000, 0)], at(60)).state
+    assert submission_refusal(processing, 1000, 1000)[0] == "payment_pending"  # type: ignore[index]
+    expired = advance(fresh(), TERMS, [], at(3600)).state
+    assert submission_refusal(expired, 1000, 1000)[0] == "order_not_open"  # type: ignore[index]
+
+
+@given(
+    amounts=st.lists(st.integers(min_value=1, max_value=2000), max_size=4),
+    offered=st.integers(min_value=0, max_value=2**256),
+    seconds=st.integers(min_value=0, max_value=7200),
+)
+def test_a_taken_submission_never_over_or_underpays(amounts: list[int], offered: int, seconds: int) -> None:
+    """Whatever happened before, an order that takes a submission is open with nothing received,
+    and the submission is exactly what is due: accepting it cannot make the order under- or overpaid."""
+    from kassa.domain.orders import submission_refusal
+
+    step = advance(fresh(), TERMS, [PaymentFacts(a, 0, rejected=True) for a in amounts], at(seconds))
+    if submission_refusal(step.state, TERMS.amount_due, offered) is None:
+        assert step.state.status is OrderStatus.OPEN
+        assert step.state.amount_received == 0
+        paid = advance(step.state, TERMS, [PaymentFacts(offered, TERMS.confirmations)], at(seconds))
+        assert paid.state.status is OrderStatus.PAID
+        assert paid.state.exception is None
