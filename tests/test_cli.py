@@ -76,3 +76,34 @@ def test_config_file(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().base_url == "https://pay.example.com"
     monkeypatch.setenv("KASSA_BASE_URL", "https://env.example.com")
     assert load_settings().base_url == "https://env.example.com"  # the environment wins
+
+
+def test_merchant_password_and_withdrawal_policy(env: Path) -> None:
+    invoke("migrate")
+    merchant_id = json.loads(invoke("merchants", "create", "--name", "Grin Shop", "--json"))["merchant"]["id"]
+    result = runner.invoke(
+        app,
+        ["merchants", "update", merchant_id, "--password-stdin", "--json"],
+        input="a long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["has_password"] is True
+    short = runner.invoke(app, ["merchants", "update", merchant_id, "--password-stdin"], input="short\n")
+    assert short.exit_code == 2
+    assert "12 to 256" in short.output
+    updated = json.loads(
+        invoke(
+            "merchants",
+            "update",
+            merchant_id,
+            "--withdrawal-policy",
+            "daily",
+            "--withdrawal-url",
+            "https://wallet.example",
+            "--json",
+        )
+    )
+    assert (updated["withdrawal_policy"], updated["withdrawal_url"]) == ("daily", "https://wallet.example")
+    bad = runner.invoke(app, ["merchants", "update", merchant_id, "--withdrawal-policy", "weekly"])
+    assert bad.exit_code != 0
+    assert "withdrawal_policy" in bad.output

@@ -168,6 +168,11 @@ def merchants_update(
     invoice_lifetime: Annotated[int | None, typer.Option(min=60, help="Seconds to pay.")] = None,
     tolerance_bps: Annotated[int | None, typer.Option(min=0, max=10_000, help="Payment tolerance.")] = None,
     late_payment_policy: Annotated[str | None, typer.Option(help="accept or refund.")] = None,
+    withdrawal_policy: Annotated[str | None, typer.Option(help="immediate, daily or manual.")] = None,
+    withdrawal_url: Annotated[str | None, typer.Option(help="The wallet's HTTPS endpoint.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Set the HTTP Basic password, read from standard input.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Change a merchant's settings; turn rails on or off."""
@@ -180,9 +185,17 @@ def merchants_update(
             "invoice_lifetime": invoice_lifetime,
             "payment_tolerance_bps": tolerance_bps,
             "late_payment_policy": late_payment_policy,
+            "withdrawal_policy": withdrawal_policy,
+            "withdrawal_url": withdrawal_url,
         }.items()
         if v is not None
     }
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not 12 <= len(password) <= 256:
+            typer.echo("error: the password must be 12 to 256 characters", err=True)
+            raise typer.Exit(2)
+        settings["password"] = password
     rails = {r: True for r in enable_rail or []} | {r: False for r in disable_rail or []}
 
     async def work(rt: Runtime) -> dict[str, Any]:

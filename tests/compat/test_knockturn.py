@@ -466,3 +466,11 @@ def test_basic_header_with_a_non_ascii_password(ka_shop: KAShop) -> None:
     assert cleared.json()["has_password"] is False
     again = ka_shop.anon.post(ka_shop.ka, json=body, headers={"Authorization": f"Basic {token}"})
     assert again.status_code == 401
+
+
+def test_kassas_own_checkout_page_shows_a_grin_order(ka_shop: KAShop) -> None:
+    order = ka_shop.order("checkout")
+    page = ka_shop.anon.get(f"/pay/{order['id']}")
+    assert page.status_code == 200
+    assert order["payment_url"] in page.text
+    assert "200 GRIN" in page.text
