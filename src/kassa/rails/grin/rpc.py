@@ -363,14 +363,6 @@ class GrinForeignApi(_Client):
     _server = "grin-wallet foreign API"
     _path = "/v2/foreign"
 
-    async def call(self, method: str, params: Any, id: Any = 1) -> dict[str, Any]:
-        """Send one request and return the whole JSON-RPC answer as the wallet sent it (for proxying).
-
-        Only transport, authentication and non-JSON answers raise; ``error`` and ``Err`` answers are
-        returned as they are.
-        """
-        return await self._post({"jsonrpc": "2.0", "method": method, "id": id, "params": params}, method)
-
     async def check_version(self) -> dict[str, Any]:
         """``{"foreign_api_version": 2, "supported_slate_versions": ["V4", ...]}``."""
         ok = self._object(await self._call("check_version", []), "check_version")
