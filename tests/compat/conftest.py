@@ -24,9 +24,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def gkassa(kassa: KassaServer) -> Iterator[KassaServer]:
     """A Kassa server on the same database and key as `kassa`, with a GRIN/USD rate of 0.05."""
-    server = watch_known_rails_only(
-        KassaServer(str(kassa.settings.database_url), str(kassa.settings.secret_key_file), rates=RATES)
-    ).start()
+    server = watch_known_rails_only(kassa.sibling(rates=RATES)).start()
     try:
         yield server
     finally:

@@ -379,9 +379,7 @@ def test_reference_and_confirmation_rules() -> None:
 @pytest.fixture(scope="module")
 def xkassa(kassa: KassaServer) -> Iterator[KassaServer]:
     """A Kassa server on the same database and key as `kassa`, with an XMR/USD rate of 150."""
-    server = watch_known_rails_only(
-        KassaServer(str(kassa.settings.database_url), str(kassa.settings.secret_key_file), rates=RATES)
-    ).start()
+    server = watch_known_rails_only(kassa.sibling(rates=RATES)).start()
     try:
         yield server
     finally:
@@ -663,14 +661,7 @@ def test_restart_between_payment_and_confirmation(
     assert shop.get(seen_first["id"])["payments"][0]["confirmations"] == 0
     assert shop.get(while_down["id"])["status"] == "open"
 
-    restarted = watch_known_rails_only(
-        KassaServer(
-            str(xkassa.settings.database_url),
-            str(xkassa.settings.secret_key_file),
-            run_worker=True,
-            rates=RATES,
-        )
-    ).start()
+    restarted = watch_known_rails_only(xkassa.sibling(run_worker=True, rates=RATES)).start()
     try:
         for order in (seen_first, while_down):
             paid = shop.wait_status(order["id"], "paid", within=15)

@@ -73,6 +73,10 @@ class KassaServer:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
+    def sibling(self, **settings: Any) -> KassaServer:
+        """Another server (not started) on the same database and server key, with other settings."""
+        return KassaServer(str(self.settings.database_url), str(self.settings.secret_key_file), **settings)
+
     def start(self) -> KassaServer:
         self.thread.start()
         deadline = time.monotonic() + 20
