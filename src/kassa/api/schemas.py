@@ -189,6 +189,9 @@ class OrderOut(BaseModel):
         description="Seconds left on the paused expiry timer, while processing."
     )
     late: bool = Field(description="Money arrived after the order expired.")
+    late_payment_policy: Literal["accept", "refund"] = Field(
+        description="Fixed at creation from the merchant's setting: whether late money pays the order."
+    )
     checkout_url: str
     success_url: str | None
     cancel_url: str | None

@@ -235,3 +235,25 @@ def submission_refusal(state: OrderState, amount_due: int, offered: int) -> tupl
             f"the payment is for {offered} but the order asks for exactly {amount_due} (minor units)",
         )
     return None
+
+
+def refund_due(
+    status: OrderStatus,
+    amount_due: int,
+    payments: Sequence[PaymentFacts],
+    required_confirmations: int,
+    late_policy: LatePaymentPolicy,
+) -> int:
+    """What the customer is owed back, in the payment currency, of the money that is final:
+    everything when the order ended unpaid (expired, underpaid or paid too late under the `refund`
+    policy, canceled, invalid: LibrePay's rules 1 and 2), and what a paid order received beyond the
+    amount due (overpaid). Unconfirmed money is not owed until it is final; refunds already made are
+    the caller's to subtract."""
+    final = [p for p in payments if not p.rejected and p.confirmations >= required_confirmations]
+    if status in (OrderStatus.OPEN, OrderStatus.PROCESSING):
+        return 0
+    if status is not OrderStatus.PAID:
+        return sum(p.amount for p in final)
+    refused = sum(p.amount for p in final if p.late and late_policy is LatePaymentPolicy.REFUND)
+    counted = sum(p.amount for p in final) - refused
+    return refused + max(counted - amount_due, 0)

@@ -72,6 +72,7 @@ def order_view(
         "timer_paused": o["timer_remaining"] is not None,
         "timer_remaining": round(o["timer_remaining"]) if o["timer_remaining"] is not None else None,
         "late": o["late"],
+        "late_payment_policy": o["late_payment_policy"],
         "checkout_url": f"{base_url}/pay/{o['id']}",
         "success_url": o["success_url"],
         "cancel_url": o["cancel_url"],
