@@ -5,30 +5,20 @@ off-screen (the customer's wallet writes its slate, blocks are mined)."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
 from pathlib import Path
 
 from tests.compat.conftest import KAShop
 from tests.support.grin_stand_in import make_slate_v4
 from tests.support.receiver import Receiver
 from tests.support.server import ADMIN_TOKEN
+from tests.support.walkthrough import DOCS, run_walkthrough, steps
 from tests.support.watching import Watching
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "compat" / "knockturnallee.md"
-STEP = re.compile(r"```sh\n(?P<sh>.*?)```|<!-- walkthrough: (?P<marker>.*?) -->", re.DOTALL)
-
-
-def steps() -> list[tuple[str, str]]:
-    return [
-        ("sh", m["sh"]) if m["sh"] is not None else ("marker", m["marker"].strip())
-        for m in STEP.finditer(DOC.read_text())
-    ]
+DOC = DOCS / "compat" / "knockturnallee.md"
 
 
 def test_the_doc_has_a_walkthrough() -> None:
-    kinds = [kind for kind, _ in steps()]
+    kinds = [kind for kind, _ in steps(DOC)]
     assert kinds.count("sh") >= 8
     assert kinds.count("marker") == 2
 
@@ -39,7 +29,6 @@ def test_walkthrough_runs_as_written(ka_factory: object, watching: Watching, tmp
     receiver = Receiver().start()
     net = shop.net
     env = {
-        "PATH": os.environ["PATH"],
         "KASSA": shop.server.base_url,
         "ADMIN": ADMIN_TOKEN,
         "MERCHANT": shop.merchant_id,
@@ -52,34 +41,23 @@ def test_walkthrough_runs_as_written(ka_factory: object, watching: Watching, tmp
         "NODE_SECRET": net.node_api_secret or "",
         "CALLBACK_URL": f"{receiver.url}/shop",
     }
-    outputs: list[str] = []
     slate_id = None
+
+    def off_screen(marker: str) -> None:
+        nonlocal slate_id
+        words = marker.split()
+        if words[0] == "write":  # write slate.json for <order>
+            slate = make_slate_v4(shop.native(words[-1])["amount_due"])
+            slate_id = slate["id"]
+            (tmp_path / "slate.json").write_text(json.dumps(slate))
+        elif words[0] == "mine":  # mine <order> <blocks>
+            assert slate_id is not None
+            net.broadcast(slate_id)
+            net.mine(int(words[2]))
+            shop.wait_status(words[1], "CONFIRMED", within=30)
+
     try:
-        for kind, text in steps():
-            if kind == "marker":
-                words = text.split()
-                if words[0] == "write":  # write slate.json for <order>
-                    due = shop.native(words[-1])["amount_due"]
-                    slate = make_slate_v4(due)
-                    slate_id = slate["id"]
-                    (tmp_path / "slate.json").write_text(json.dumps(slate))
-                elif words[0] == "mine":  # mine <order> <blocks>
-                    assert slate_id is not None
-                    net.broadcast(slate_id)
-                    net.mine(int(words[2]))
-                    shop.wait_status(words[1], "CONFIRMED", within=30)
-                continue
-            done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", text],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, f"{text}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-            outputs.append(done.stdout)
+        outputs = run_walkthrough(DOC, env, tmp_path, off_screen)
         text = "\n".join(outputs)
         assert '"status":"UNPAID"' in text
         assert '"grin_amount":200000000000' in text

@@ -260,3 +260,31 @@ def test_a_taken_submission_never_over_or_underpays(amounts: list[int], offered:
         paid = advance(step.state, TERMS, [PaymentFacts(offered, TERMS.confirmations)], at(seconds))
         assert paid.state.status is OrderStatus.PAID
         assert paid.state.exception is None
+
+
+@given(
+    amounts=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=2**256), st.integers(0, 3), st.booleans(), st.booleans()
+        ),
+        max_size=5,
+    ),
+    due=st.integers(min_value=1, max_value=2**256),
+    status=st.sampled_from(list(OrderStatus)),
+    policy=st.sampled_from(list(LatePaymentPolicy)),
+)
+def test_refund_due_is_never_more_than_what_is_final_and_nothing_while_undecided(
+    amounts: list[tuple[int, int, bool, bool]], due: int, status: OrderStatus, policy: LatePaymentPolicy
+) -> None:
+    from kassa.domain.orders import refund_due
+
+    facts = [PaymentFacts(a, c, rejected, late) for a, c, rejected, late in amounts]
+    final = sum(p.amount for p in facts if not p.rejected and p.confirmations >= 2)
+    owed = refund_due(status, due, facts, 2, policy)
+    assert 0 <= owed <= final
+    if status in (OrderStatus.OPEN, OrderStatus.PROCESSING):
+        assert owed == 0
+    elif status is not OrderStatus.PAID:
+        assert owed == final  # an order that ended unpaid keeps nothing
+    else:
+        assert final - owed <= due  # a paid order keeps at most what was due
