@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from kassa.domain import crockford
+from kassa.domain.contract import contract_hash
+
 Row = Mapping[Any, Any]
 """A database row's mapping (or a plain dict of the same columns)."""
 
@@ -49,6 +52,21 @@ def payment_view(p: Row, order_id: str) -> dict[str, Any]:
     }
 
 
+def contract_hash_of(o: Row) -> bytes:
+    """The order's contract hash (domain/contract.py), from its row."""
+    return contract_hash(
+        order_id=o["id"],
+        merchant=o["merchant_pk"],
+        merchant_order_id=o["merchant_order_id"],
+        amount=o["amount"],
+        currency=o["currency"],
+        cart=o["cart"],
+        description=o["description"],
+        fulfillment_url=o["fulfillment_url"],
+        created_at=iso(o["created_at"]) or "",
+    )
+
+
 def order_view(
     o: Row,
     quotes: Sequence[Row],
@@ -79,6 +97,7 @@ def order_view(
         "callback_url": o["callback_url"],
         "fulfillment_url": o["fulfillment_url"],
         "session_id": o["session_id"],
+        "h_contract": crockford.encode(contract_hash_of(o)),
         "metadata": o["metadata"],
         "method": o["method"],
         "payment_methods": [quote_view(q) for q in quotes],

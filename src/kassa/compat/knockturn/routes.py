@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from kassa.api.auth import runtime_of
+from kassa.api.auth import authorize, runtime_of
 from kassa.api.errors import kassa_error_response
 from kassa.checkout.assets import asset_url
 from kassa.checkout.present import qr_svg
@@ -88,10 +88,9 @@ async def _authenticated(request: Request, merchant_id: str) -> Merchant:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials:
-        principal = await runtime.keys.authenticate(credentials)
-        if principal.merchant_id != merchant_id:  # another merchant's key, or the admin's
+        principal = await authorize(runtime, credentials, "orders:write")
+        if principal.merchant_id != merchant_id:  # another merchant's key
             raise NotFound(f"no merchant {merchant_id!r}", param="merchantId")
-        principal.require("orders:write")
         return await runtime.merchants.get(merchant_id)
     if scheme.lower() == "basic" and credentials:
         try:
