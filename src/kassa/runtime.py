@@ -24,6 +24,7 @@ from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
+from kassa.services.sessions import SessionService
 from kassa.services.submissions import SubmissionService
 from kassa.services.test_payments import TestPaymentService
 from kassa.services.ttl_cache import TTLCache
@@ -44,6 +45,7 @@ class Runtime:
     webhooks: WebhookService
     mailer: Mailer
     submissions: SubmissionService
+    sessions: SessionService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
     watcher_health: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -117,6 +119,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         webhooks=WebhookService(db, clock, box, settings.allow_private_webhooks),
         mailer=build_mailer(settings),
         submissions=SubmissionService(db, clock, orders, methods),
+        sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)
     return runtime

@@ -24,6 +24,7 @@ from kassa.api.schemas import Health
 from kassa.checkout.routes import router as checkout_router
 from kassa.compat.knockturn import router as knockturn_router
 from kassa.compat.librepay import router as librepay_router
+from kassa.compat.taler import router as taler_router
 from kassa.runtime import Runtime, change_feed
 from kassa.worker.runner import run_all
 
@@ -82,6 +83,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     app.include_router(checkout_router)
     app.include_router(knockturn_router)
     app.include_router(librepay_router)
+    app.include_router(taler_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     async def healthz() -> Response:

@@ -198,6 +198,10 @@ class OrderOut(BaseModel):
     callback_url: str | None
     fulfillment_url: str | None
     session_id: str | None
+    h_contract: str = Field(
+        description="Hash of the order's terms (SHA-512, Crockford base32, 103 characters): with the "
+        "order id, what GNU Taler's /public/poll-payment asks for."
+    )
     metadata: dict[str, Any]
     method: str | None
     payment_methods: list[QuoteOut]

@@ -131,6 +131,7 @@ orders = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("merchant_pk", "merchant_order_id", name="uq_orders_merchant_order_id"),
     Index("ix_orders_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_orders_merchant_order_id", "merchant_order_id"),  # Taler's poll-payment has no merchant
     Index("ix_orders_status_expires_at", "status", "expires_at"),
     Index("ix_orders_status_invalid_at", "status", "invalid_at"),
 )
