@@ -5,6 +5,7 @@ off-screen (the customer's wallet writes its slate, blocks are mined)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.compat.conftest import KAShop
@@ -23,9 +24,10 @@ def test_the_doc_has_a_walkthrough() -> None:
     assert kinds.count("marker") == 2
 
 
-def test_walkthrough_runs_as_written(ka_factory: object, watching: Watching, tmp_path: Path) -> None:
-    assert callable(ka_factory)
-    shop: KAShop = ka_factory(configure=False)
+def test_walkthrough_runs_as_written(
+    ka_factory: Callable[..., KAShop], watching: Watching, tmp_path: Path
+) -> None:
+    shop = ka_factory(configure=False)
     receiver = Receiver().start()
     net = shop.net
     env = {

@@ -12,13 +12,10 @@ from tests.support.server import KassaServer
 
 
 def watch_known_rails_only(server: KassaServer) -> KassaServer:
-    """Keep this server's watcher supervisor off rails this process does not know.
-
-    The database is shared with the rest of the session, and other tests register rails only for
-    their own duration (e.g. tests/api/test_quotes_api.py's `coin`): their merchants keep those
-    rails enabled afterwards, and today one unknown rail makes `WatcherSupervisor.sync` fail for
-    every merchant. (A core fix is proposed: skip and log such a configuration.)
-    """
+    """Keep this server's watcher supervisor off rails this process does not know: the database is
+    shared with the whole session, and other tests register rails only for their own duration
+    (e.g. tests/api/test_quotes_api.py's `coin`), whose merchants keep them enabled afterwards. The
+    supervisor would log each such configuration as broken; the tests here want a quiet /readyz."""
     service = server.runtime.payment_methods
     all_configs = service.all_configs
 

@@ -20,7 +20,6 @@ from kassa.runtime import Runtime
 log = logging.getLogger("kassa.access")
 
 _GUARDED_PREFIXES = ("/api/",)
-_OWN_QUERY_CHECKS = frozenset({"/public/poll-payment"})  # fronts that refuse NUL in their own style
 _JSON_TYPES = ("application/json",)
 
 
@@ -99,14 +98,16 @@ def _has_nul(scope: Scope) -> bool:
     raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
     if b"%00" in raw or b"\x00" in raw:
         return True
-    query = b"" if scope["path"] in _OWN_QUERY_CHECKS else scope.get("query_string", b"")
+    if not scope["path"].startswith(_GUARDED_PREFIXES):  # other fronts check text in their own style
+        return False
+    query = scope.get("query_string", b"")
     return b"%00" in query or b"\x00" in query
 
 
 class BodyGuardMiddleware:
     """413 for bodies over the limit (declared or streamed) on every path; on the API, 415 for non-JSON
-    bodies and 400 for NUL characters in a body (PostgreSQL cannot store them in text); 400 for NUL
-    characters in any path or query."""
+    bodies and 400 for NUL characters in a body or query (PostgreSQL cannot store them in text); 400
+    for NUL characters in any path."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

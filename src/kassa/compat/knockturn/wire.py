@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from kassa.api.schemas import Email
 from kassa.domain.money import MAX_AMOUNT
 
 FOREIGN_API_VERSION = 2
@@ -34,7 +35,7 @@ class KAOrderCreate(BaseModel):
     order_id: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     amount: KAMoney
     confirmations: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
-    email: Annotated[StrictStr, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: Email | None = None
 
 
 def ka_status(order: dict[str, Any], last_submission: str | None) -> str:
