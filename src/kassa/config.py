@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kassa.compat.servebase.settings import PaymentSettings
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message says which and why."""
@@ -63,6 +65,8 @@ class Settings(BaseSettings):
     default_invoice_lifetime: int = Field(default=900, ge=60, le=30 * 86400)
     default_confirmations: int = Field(default=1, ge=0, le=1000)
     default_monitoring_window: int = Field(default=86400, ge=60)
+    # @servebase/payment's front (docs/compat/servebase.md): its `payment` section, as in its seed.
+    payment: PaymentSettings | None = None
 
     @field_validator("database_url")
     @classmethod

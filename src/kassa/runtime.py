@@ -20,6 +20,7 @@ from kassa.rails.registry import get_rail
 from kassa.rates import RateCache, build_rate_source
 from kassa.services.api_keys import ApiKeyService
 from kassa.services.changes import ChangeFeed, OrderChangeHub
+from kassa.services.gateways import GatewayService
 from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
@@ -45,6 +46,7 @@ class Runtime:
     webhooks: WebhookService
     mailer: Mailer
     submissions: SubmissionService
+    gateways: GatewayService
     sessions: SessionService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
@@ -119,6 +121,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         webhooks=WebhookService(db, clock, box, settings.allow_private_webhooks),
         mailer=build_mailer(settings),
         submissions=SubmissionService(db, clock, orders, methods),
+        gateways=GatewayService(db, orders, methods),
         sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)

@@ -221,6 +221,8 @@ def test_padding_of_16_and_32_byte_blocks_is_accepted(pad: int) -> None:
         b"x" * 27 + b"\x04\x05\x05\x05\x05",  # one byte of five differs
         b"x" * 14 + b"\x14\x14",  # pad 20 > 16 bytes of text
         b"\x11" * 16,  # pad 17 > the 16 bytes there are
+        b"x" * 28 + b"\x14" * 20,  # pad 20 in 48 bytes: PKCS#7 to neither 16 nor 32 bytes
+        b"x" * 56 + b"\x18" * 24,  # pad 24 in 80 bytes: 80 is no multiple of 32
     ],
 )
 def test_bad_padding_is_rejected(padded: bytes) -> None:

@@ -24,6 +24,7 @@ from kassa.api.schemas import Health
 from kassa.checkout.routes import router as checkout_router
 from kassa.compat.knockturn import router as knockturn_router
 from kassa.compat.librepay import router as librepay_router
+from kassa.compat.servebase.routes import router as servebase_router
 from kassa.compat.taler import router as taler_router
 from kassa.runtime import Runtime, change_feed
 from kassa.worker.runner import run_all
@@ -80,6 +81,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     api.include_router(webhooks_router)
     api.include_router(payment_methods_router)
     app.include_router(api)
+    app.include_router(servebase_router)  # before the checkout's /pay/{order_id} routes
     app.include_router(checkout_router)
     app.include_router(knockturn_router)
     app.include_router(librepay_router)

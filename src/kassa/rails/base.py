@@ -5,8 +5,11 @@ names the payment methods it offers, gives each order a destination, and (for ch
 for payments and reports what it sees through a `Reporter`. A proxy rail (Grin) also forwards what a
 payer submits (a slate) to the merchant's wallet: `read_submission` says what the payload offers,
 the core checks it against the order, then `submit` forwards it. Rails that take no submissions
-raise `SubmissionUnsupported` from both. A rail never changes an order: the core turns its
-observations into transitions.
+raise `SubmissionUnsupported` from both. A gateway rail (a card gateway such as NewebPay) sends the
+payer's browser to the gateway's own page with a signed form (`payment_form`) and learns the outcome
+from the gateway's push to Kassa (`notified`, which verifies it before anything is read). Rails
+without a gateway page raise `GatewayUnsupported` from both. A rail never changes an order: the core
+turns its observations and notices into transitions.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -103,6 +106,44 @@ class Submitted:
     sighting: Sighting  # what the core records: the payment, unconfirmed
 
 
+@dataclass(frozen=True, slots=True)
+class FormRequest:
+    """What a gateway rail needs to build the payer's form to its page (built when it is used:
+    gateways refuse stale forms)."""
+
+    order_id: str
+    destination: str  # the quote's destination: the gateway's order number for this payment
+    amount: int  # due, in the method currency's minor units
+    currency: str
+    description: str | None
+    email: str | None
+    language: str | None  # a hint for the gateway page, e.g. "en" or "zh-tw"
+    notify_url: str  # where the gateway POSTs its notification (Kassa's or a front's route)
+    return_url: str  # where the gateway sends the payer back after paying (a POST)
+    back_url: str | None = None  # a link back to the shop while paying
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentForm:
+    """The payer's browser sends `fields` to `url` with `method` (an auto-submitting form)."""
+
+    url: str
+    method: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A gateway's notification, verified by the rail: the outcome of the payment to `destination`."""
+
+    destination: str  # the quote destination it is about (the order number given in the form)
+    outcome: Literal["paid", "pending", "failed"]
+    reference: str  # the payment's reference (stable across repeats of the same notification)
+    amount: int | None  # charged, in the method currency's minor units; None: exactly what was due
+    message: str = ""  # the gateway's words (a decline reason), for the merchant
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the gateway's trade number and type
+
+
 class SubmissionUnsupported(Exception):
     """This rail takes no submitted payments (only proxy rails do)."""
 
@@ -117,6 +158,14 @@ class SubmissionRefused(Exception):
     def __init__(self, message: str, answer: Any = None) -> None:
         super().__init__(message)
         self.answer = answer
+
+
+class GatewayUnsupported(Exception):
+    """This rail has no gateway page and takes no pushed notifications (only gateway rails do)."""
+
+
+class NoticeInvalid(ValueError):
+    """A pushed notification failed verification or cannot be read; the message names no secret."""
 
 
 class CounterpartUnavailable(Exception):
@@ -188,6 +237,15 @@ class Rail(Protocol):
         """Forward the payload to the counterpart; SubmissionRefused or CounterpartUnavailable."""
         ...
 
+    def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
+        """The signed form that opens the gateway's page for this payment; no I/O."""
+        ...
+
+    def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
+        """Verify and read a notification the gateway POSTed (form fields); NoticeInvalid when it
+        fails verification. The core then checks it against the stored payment; no I/O."""
+        ...
+
 
 class NoSubmissions:
     """The submission half of the contract for rails that take none (every rail but proxies)."""
@@ -197,3 +255,14 @@ class NoSubmissions:
 
     async def submit(self, config: RailConfig, request: SubmitRequest, payload: Any) -> Submitted:
         raise SubmissionUnsupported(f"payment rail {config.rail!r} takes no submitted payments")
+
+
+class NoGateway:
+    """The gateway half of the contract for rails without a gateway page (every rail but card
+    gateways and the test rail)."""
+
+    def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
+        raise GatewayUnsupported(f"payment rail {config.rail!r} has no gateway page")
+
+    def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
+        raise GatewayUnsupported(f"payment rail {config.rail!r} takes no pushed notifications")

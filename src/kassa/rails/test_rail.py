@@ -2,6 +2,9 @@
 
 It takes payment in the order's own currency at rate 1; payments and blocks come from
 `POST /api/v1/test/payments` and `POST /api/v1/test/blocks` (or the checkout page's test buttons).
+It is also the sandbox of a gateway's notification: `notified` reads `{"address", "result"}`
+(servebase's dummy gateway sends it through its front); there is nothing to verify, which is why
+only test orders are ever paid through this rail.
 """
 
 from __future__ import annotations
@@ -10,8 +13,13 @@ from typing import ClassVar
 
 from kassa.rails.base import (
     Destination,
+    FormRequest,
+    GatewayUnsupported,
     MethodSpec,
     NoSubmissions,
+    Notice,
+    NoticeInvalid,
+    PaymentForm,
     Quote,
     QuoteRequest,
     RailConfig,
@@ -19,6 +27,8 @@ from kassa.rails.base import (
     RailSettings,
     Watcher,
 )
+
+TEST_RESULTS = {"paid": "paid", "failed": "failed"}
 
 
 class TestRailSettings(RailSettings):
@@ -46,3 +56,17 @@ class TestRail(NoSubmissions):
 
     async def check(self, config: RailConfig) -> RailHealth:
         return RailHealth(ok=True, details={"kind": "sandbox"})
+
+    def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
+        raise GatewayUnsupported("the test rail's page is the checkout page itself")
+
+    def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
+        address, result = body.get("address"), body.get("result")
+        if not isinstance(address, str) or not address.startswith("test:"):
+            raise NoticeInvalid("address must be a test rail address (test:<order id>)")
+        outcome = TEST_RESULTS.get(result) if isinstance(result, str) else None
+        if outcome == "paid":
+            return Notice(address, "paid", f"{address}:paid", None)
+        if outcome == "failed":
+            return Notice(address, "failed", f"{address}:failed", None, message="declined (test)")
+        raise NoticeInvalid("result must be 'paid' or 'failed'")

@@ -603,7 +603,11 @@ class OrderService:
                 }
                 await tx.conn.execute(insert(payments).values(**new))
                 payment_rows = [*payment_rows, new]
-                payment_events.append(("payment.received", new))
+                # Seen first as rejected (a declined card, a transfer already double-spent): it was
+                # never received.
+                payment_events.append(
+                    ("payment.rejected" if status is PaymentStatus.REJECTED else "payment.received", new)
+                )
                 if status is PaymentStatus.CONFIRMED:
                     payment_events.append(("payment.confirmed", new))
             else:
@@ -623,6 +627,46 @@ class OrderService:
             if within is not None:
                 await within(tx)
             return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def renew_destination(self, order_pk: int, method: str, spent: str) -> dict[str, Any]:
+        """Give an open order a fresh destination for `method` in place of `spent` (a gateway takes
+        each order number once). Nothing changes when the quote moved on already or the order is
+        no longer open."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.pk == order_pk))).one()._mapping
+            quote = await self._quote_for(conn, row, method)
+            configs = {c.rail: c for c in await self.rails.configs(conn, row["merchant_pk"])}
+        config = configs.get(quote["rail"])
+        if row["status"] != OrderStatus.OPEN.value or quote["destination"] != spent or config is None:
+            async with self.db.read() as conn:
+                return await self._view(conn, row)
+        request = QuoteRequest(
+            row["id"],
+            row["amount"],
+            row["currency"],
+            row["expires_at"],
+            row["merchant_order_id"],
+            self.base_url,
+        )
+        current = Quote(
+            method, quote["currency"], quote["amount"], Decimal(quote["rate"]), quote["expires_at"]
+        )
+        dest = await get_rail(config.rail).prepare(config, request, current)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            result = await tx.conn.execute(
+                update(quotes)
+                .where(quotes.c.pk == quote["pk"], quotes.c.destination == spent)
+                .values(destination=dest.address, payment_uri=dest.payment_uri)
+            )
+            if result.rowcount:
+                await tx.conn.execute(
+                    update(orders)
+                    .where(orders.c.pk == order_pk)
+                    .values(version=orders.c.version + 1, updated_at=now)
+                )
+                tx.order_changed(row["id"])
+            return await self._view(tx.conn, await self._reload(tx.conn, order_pk))
 
     async def refresh(self, order_pk: int) -> bool:
         """Apply the clock to one order (expiry, monitoring window); True when it moved."""

@@ -20,6 +20,7 @@ from kassa.rails.base import (
     CounterpartUnavailable,
     Destination,
     MethodSpec,
+    NoGateway,
     Offer,
     PayloadInvalid,
     Quote,
@@ -113,7 +114,7 @@ def describe_error(exc: GrinError) -> str:
     return str(exc)
 
 
-class GrinRail:
+class GrinRail(NoGateway):
     name: ClassVar[str] = "grin"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = GrinSettings

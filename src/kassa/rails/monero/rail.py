@@ -19,6 +19,7 @@ from kassa.errors import KassaError
 from kassa.rails.base import (
     Destination,
     MethodSpec,
+    NoGateway,
     NoSubmissions,
     Quote,
     QuoteRequest,
@@ -143,7 +144,7 @@ class MoneroRailUnavailable(KassaError):
     code = "rail_unavailable"
 
 
-class MoneroRail(NoSubmissions):
+class MoneroRail(NoSubmissions, NoGateway):
     name: ClassVar[str] = "monero"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = MoneroSettings

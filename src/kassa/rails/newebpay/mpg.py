@@ -61,6 +61,7 @@ MAX_ORDER_NO_LENGTH: Final = 30
 MAX_ITEM_DESC_LENGTH: Final = 50
 MAX_AMOUNT: Final = 9_999_999_999  # Amt is int(10), whole TWD
 MAX_PAD: Final = 32
+AES_BLOCK: Final = 16
 HASH_KEY_LENGTH: Final = 32
 HASH_IV_LENGTH: Final = 16
 
@@ -147,6 +148,8 @@ def decrypt_trade_info(trade_info_hex: str, hash_key: str, hash_iv: str) -> str:
     pad = padded[-1]
     if not 1 <= pad <= min(MAX_PAD, len(padded)) or padded[-pad:] != bytes([pad]) * pad:
         raise NotificationRejected("bad_padding", "TradeInfo padding is not PKCS#7")
+    if pad > AES_BLOCK and len(padded) % MAX_PAD:  # more than 16 is PKCS#7 only to 32-byte blocks
+        raise NotificationRejected("bad_padding", "TradeInfo padding is neither to 16 nor to 32 bytes")
     try:
         return padded[:-pad].decode("utf-8")
     except UnicodeDecodeError:
