@@ -16,6 +16,8 @@ import pytest
 from kassa.rails.base import (
     Destination,
     MethodSpec,
+    NoGateway,
+    NoSubmissions,
     Quote,
     QuoteRequest,
     RailConfig,
@@ -32,7 +34,7 @@ class CoinSettings(RailSettings):
     token: str | None = None
 
 
-class CoinRail:
+class CoinRail(NoSubmissions, NoGateway):
     name: ClassVar[str] = "coin"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = CoinSettings

@@ -15,6 +15,7 @@ import segno
 from markupsafe import Markup
 
 from kassa.domain.money import Money
+from kassa.rails.registry import UnknownRail, get_rail
 
 TEST_METHOD = "test"
 TEST_ACTIONS = ("full", "part", "over", "confirm")
@@ -65,6 +66,7 @@ class Checkout:
     remaining: str | None
     address: str | None
     qr_svg: Markup | None
+    gateway: bool  # the payer pays on the gateway's page (a card gateway): a button, no address
     methods: tuple[MethodOption, ...]
     seconds_left: int | None
     time_left: str | None
@@ -98,6 +100,13 @@ def format_duration(seconds: int) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
+
+
+def _on_gateway_page(rail: str) -> bool:
+    try:
+        return bool(get_rail(rail).gateway_page)
+    except UnknownRail:  # no longer installed: show what the order holds
+        return False
 
 
 def method_label(method: str, currency: str) -> str:
@@ -260,7 +269,10 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         message = "The time to pay has run out. Do not send money now; this page will show the outcome."
 
     show_destination = state == "open" and not time_up and chosen is not None
-    address = chosen["address"] if chosen and state in _LIVE else None
+    gateway = chosen is not None and _on_gateway_page(chosen["rail"])
+    if gateway and state == "open" and not time_up and not received:
+        message = f"Pay {pay_amount} on the payment page: the button below takes you there."
+    address = chosen["address"] if chosen and state in _LIVE and not gateway else None
     pending = _pending(order)
     cart = tuple(
         CartRow(
@@ -292,7 +304,12 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         received=received,
         remaining=remaining,
         address=address,
-        qr_svg=qr_svg(chosen["payment_uri"] or chosen["address"]) if show_destination and chosen else None,
+        qr_svg=(
+            qr_svg(chosen["payment_uri"] or chosen["address"])
+            if show_destination and chosen and not gateway
+            else None
+        ),
+        gateway=gateway and show_destination,
         methods=tuple(
             MethodOption(
                 q["method"],

@@ -7,6 +7,9 @@ Routes (none in the OpenAPI schema):
 - `POST /pay/{id}/method`  choose a payment method (form, redirects back)
 - `POST /pay/{id}/cancel`  cancel the open order, then go to its `cancel_url`
 - `POST /pay/{id}/test`    test orders only: pretend payments and blocks (`action=full|part|over|confirm`)
+- `POST /pay/{id}/gateway` a gateway rail's method (a card gateway): a fresh signed form to its page
+- `POST /pay/{id}/return`  where the gateway sends the payer back: its result is taken like its
+                           notification (verified by the rail), then back to the page
 - `GET  /pay/static/{name}` the stylesheet and script, content-hashed
 
 Forms answer with a 303 redirect (post/redirect/get); when the script sends them with
@@ -16,6 +19,7 @@ Forms answer with a 303 redirect (post/redirect/get); when the script sends them
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -30,9 +34,11 @@ from kassa.checkout.assets import BY_NAME, asset_url
 from kassa.checkout.present import TEST_ACTIONS, Checkout, amount_for, present, status_payload
 from kassa.checkout.security import page_headers, same_origin_post
 from kassa.errors import KassaError, NotFound
+from kassa.services.gateways import GatewayUrls, gateway_notify_url
 from kassa.services.merchants import Merchant
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("kassa.checkout")
 
 ORDER_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_FORM_BYTES = 4096
@@ -69,6 +75,7 @@ def _urls(prefix: str, order_id: str) -> dict[str, str]:
         "method": f"{page}/method",
         "cancel": f"{page}/cancel",
         "test": f"{page}/test",
+        "gateway": f"{page}/gateway",
         "css": prefix + asset_url("checkout.css"),
         "js": prefix + asset_url("checkout.js"),
     }
@@ -242,14 +249,20 @@ def _cross_site(request: Request) -> Response | None:
     )
 
 
-@router.post("/pay/{order_id}/method")
-async def choose_method(request: Request, order_id: str) -> Response:
+async def _posted(request: Request, order_id: str) -> tuple[dict[str, Any], Merchant] | Response:
+    """The order a page's form was posted for, or the answer to give (404, or 403 cross-site)."""
     loaded = await _load(request, order_id)
     if loaded is None:
         return _not_found(request)
     refused = _cross_site(request)
-    if refused is not None:
-        return refused
+    return refused if refused is not None else loaded
+
+
+@router.post("/pay/{order_id}/method")
+async def choose_method(request: Request, order_id: str) -> Response:
+    target = await _posted(request, order_id)
+    if isinstance(target, Response):
+        return target
     form = await _read_form(request)
     if form is None or not form.get("method"):
         return _back(request, order_id, "bad_form")
@@ -262,12 +275,9 @@ async def choose_method(request: Request, order_id: str) -> Response:
 
 @router.post("/pay/{order_id}/cancel")
 async def cancel_order(request: Request, order_id: str) -> Response:
-    loaded = await _load(request, order_id)
-    if loaded is None:
-        return _not_found(request)
-    refused = _cross_site(request)
-    if refused is not None:
-        return refused
+    target = await _posted(request, order_id)
+    if isinstance(target, Response):
+        return target
     try:
         order = await runtime_of(request).orders.cancel(None, order_id)
     except NotFound:
@@ -312,6 +322,59 @@ async def test_action(request: Request, order_id: str) -> Response:
     except KassaError as exc:
         return _back(request, order_id, "rejected", exc.message)
     return _back(request, order_id)
+
+
+@router.post("/pay/{order_id}/gateway")
+async def open_gateway(request: Request, order_id: str) -> Response:
+    """An auto-submitting form to the gateway's page, signed now (gateways refuse stale forms)."""
+    target = await _posted(request, order_id)
+    if isinstance(target, Response):
+        return target
+    order, merchant = target
+    runtime = runtime_of(request)
+    base = runtime.settings.base_url
+    chosen = next((q for q in order["payment_methods"] if q["method"] == order["method"]), None)
+    if chosen is None:
+        return _back(request, order_id, "method")
+    urls = GatewayUrls(
+        notify_url=gateway_notify_url(base, chosen["rail"], merchant.id),
+        return_url=f"{base}/pay/{order_id}/return",
+        back_url=f"{base}/pay/{order_id}",
+    )
+    language = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip() or None
+    try:
+        form, _ = await runtime.gateways.form(order_id, urls, language=language)
+    except KassaError as exc:
+        return _back(request, order_id, "rejected", exc.message)
+    prefix = _prefix(request)
+    return _html(
+        "gateway.html",
+        form_targets=(form.url,),
+        form=form,
+        co=_present(request, order, merchant),
+        urls={"css": prefix + asset_url("checkout.css"), "js": prefix + asset_url("checkout.js")},
+    )
+
+
+@router.post("/pay/{order_id}/return")
+async def gateway_return(request: Request, order_id: str) -> Response:
+    """The payer back from the gateway's page (a cross-site POST: the rail verifies what it carries)."""
+    loaded = await _load(request, order_id)
+    if loaded is None:
+        return _not_found(request)
+    order, merchant = loaded
+    chosen = next((q for q in order["payment_methods"] if q["method"] == order["method"]), None)
+    body = await request.body()
+    try:
+        fields = dict(parse_qsl(body.decode("utf-8"), max_num_fields=20)) if body else {}
+    except (UnicodeDecodeError, ValueError):
+        fields = {}
+    if chosen is not None and fields:
+        try:
+            await runtime_of(request).gateways.receive(merchant.pk, chosen["rail"], fields)
+        except KassaError as exc:  # the notification decides; the page shows the order as it is
+            log.info("order %s: the gateway's return was not taken: %s", order_id, exc.message)
+    return RedirectResponse(f"{_prefix(request)}/pay/{order_id}", 303, headers=page_headers())
 
 
 @router.get("/pay/{rest:path}")

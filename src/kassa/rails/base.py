@@ -214,6 +214,7 @@ class Rail(Protocol):
     test: ClassVar[bool]  # orders paid through it are test orders
     settings_model: ClassVar[type[RailSettings]]
     secret_fields: ClassVar[frozenset[str]]  # written, never read back through the API
+    gateway_page: ClassVar[bool]  # the payer pays on the gateway's own page (`payment_form`)
 
     def methods(self, config: RailConfig) -> list[MethodSpec]: ...
 
@@ -260,6 +261,8 @@ class NoSubmissions:
 class NoGateway:
     """The gateway half of the contract for rails without a gateway page (every rail but card
     gateways and the test rail)."""
+
+    gateway_page: ClassVar[bool] = False
 
     def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
         raise GatewayUnsupported(f"payment rail {config.rail!r} has no gateway page")

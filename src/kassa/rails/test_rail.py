@@ -40,6 +40,7 @@ class TestRail(NoSubmissions):
     test: ClassVar[bool] = True
     settings_model: ClassVar[type[RailSettings]] = TestRailSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    gateway_page: ClassVar[bool] = False  # its "gateway page" is the checkout page's test panel
     __test__ = False  # not a pytest class
 
     def methods(self, config: RailConfig) -> list[MethodSpec]:

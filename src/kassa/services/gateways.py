@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -28,6 +29,11 @@ from kassa.services.orders import Observation, OrderService
 from kassa.services.payment_methods import PaymentMethodService
 
 log = logging.getLogger("kassa.gateways")
+
+
+def gateway_notify_url(base_url: str, rail: str, merchant_id: str) -> str:
+    """Kassa's own NotifyURL for a merchant's gateway rail (api/routes_gateways.py)."""
+    return f"{base_url}/gateways/{quote(rail, safe='')}/notify/{quote(merchant_id, safe='')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +178,9 @@ class GatewayService:
 
 
 def _quote(view: dict[str, Any], method: str) -> dict[str, Any]:
-    for quote in view["payment_methods"]:
-        if quote["method"] == method:
-            return dict(quote)
+    for offered in view["payment_methods"]:
+        if offered["method"] == method:
+            return dict(offered)
     raise InvalidRequest(
         f"this order does not offer {method!r}; it offers "
         f"{', '.join(q['method'] for q in view['payment_methods'])}",

@@ -455,14 +455,7 @@ class OrderService:
             quote_at = (await self._merchant_context(conn, row["merchant_pk"]))[0].quote_at
         now = self.clock.now()
         _check_choice(row, method)
-        request = QuoteRequest(
-            row["id"],
-            row["amount"],
-            row["currency"],
-            row["expires_at"],
-            row["merchant_order_id"],
-            self.base_url,
-        )
+        request = _quote_request(row, self.base_url)
         changes: dict[str, Any] = {}
         config = configs.get(quote["rail"])
         if config is None:
@@ -640,14 +633,7 @@ class OrderService:
         if row["status"] != OrderStatus.OPEN.value or quote["destination"] != spent or config is None:
             async with self.db.read() as conn:
                 return await self._view(conn, row)
-        request = QuoteRequest(
-            row["id"],
-            row["amount"],
-            row["currency"],
-            row["expires_at"],
-            row["merchant_order_id"],
-            self.base_url,
-        )
+        request = _quote_request(row, self.base_url)
         current = Quote(
             method, quote["currency"], quote["amount"], Decimal(quote["rate"]), quote["expires_at"]
         )
@@ -818,6 +804,12 @@ def _default_confirmations(methods: list[tuple[MethodSpec, RailConfig]], merchan
         value = config.settings.get("confirmations")
         defaults.append(value if isinstance(value, int) and not isinstance(value, bool) else merchant_default)
     return max(defaults, default=merchant_default)
+
+
+def _quote_request(row: Row, base_url: str) -> QuoteRequest:
+    return QuoteRequest(
+        row["id"], row["amount"], row["currency"], row["expires_at"], row["merchant_order_id"], base_url
+    )
 
 
 def _check_choice(row: Row, method: str) -> None:

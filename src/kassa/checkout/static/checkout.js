@@ -1,7 +1,13 @@
-/* Kassa checkout: live status (long polling), countdown, copy button, test buttons.
+/* Kassa checkout: live status (long polling), countdown, copy button, test buttons, and the
+   hand-over to a card gateway's page.
    The page works without this script; it only makes the page update in place. */
 (function () {
   "use strict";
+  var onward = document.querySelector("form[data-autosubmit]");
+  if (onward) {  /* the gateway's page: go on at once (the button is there without a script) */
+    onward.submit();
+    return;
+  }
   var main = document.querySelector("main[data-order]");
   if (!main) return;
   var statusUrl = main.getAttribute("data-status-url");

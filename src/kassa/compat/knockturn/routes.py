@@ -15,18 +15,14 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
-import jinja2
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from kassa.api.auth import authorize, runtime_of
 from kassa.api.errors import kassa_error_response
-from kassa.checkout.assets import asset_url
 from kassa.checkout.present import qr_svg
-from kassa.checkout.security import page_headers
+from kassa.checkout.templating import environment, render_page
 from kassa.compat.knockturn.wire import (
     FOREIGN_API_VERSION,
     INVALID_PARAMS,
@@ -50,18 +46,7 @@ from kassa.services.submissions import PaymentRefused
 
 router = APIRouter(include_in_schema=False)
 
-_env = jinja2.Environment(
-    loader=jinja2.ChoiceLoader(
-        [
-            jinja2.PackageLoader("kassa.compat.knockturn", "templates"),
-            jinja2.PackageLoader("kassa.checkout", "templates"),
-        ]
-    ),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_env = environment("kassa.compat.knockturn")
 _CHALLENGE = {"WWW-Authenticate": f"Bearer, {BASIC_CHALLENGE['WWW-Authenticate']}"}
 FINAL = frozenset({"CONFIRMED", "EXPIRED", "CANCELED", "INVALID"})
 
@@ -181,10 +166,7 @@ async def order_page(request: Request, merchant_id: str, order_ref: str) -> Resp
 
 
 def _page(request: Request, template: str, status: int, **context: Any) -> Response:
-    prefix = urlsplit(runtime_of(request).settings.base_url).path.rstrip("/")
-    urls = {"css": prefix + asset_url("checkout.css")}
-    body = _env.get_template(template).render(urls=urls, **context)
-    return HTMLResponse(body, status_code=status, headers=page_headers())
+    return render_page(request, _env, template, status, **context)
 
 
 @router.post("/merchants/{merchant_id}/orders/{order_ref}")

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import jinja2
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 from kassa.api.auth import authorize, runtime_of
-from kassa.checkout.assets import asset_url
 from kassa.checkout.security import page_headers
+from kassa.checkout.templating import environment, render_page
 from kassa.compat.servebase import wire
 from kassa.compat.servebase.settings import PaymentSettings
 from kassa.compat.servebase.wire import ServebaseError
@@ -43,18 +42,7 @@ router = APIRouter(include_in_schema=False)
 RAILS = {"dummy": "test", "newebpay": "newebpay"}
 MAX_KEY = 2**53 - 1  # the record's key is "always a number": one a JavaScript client keeps exactly
 
-_env = jinja2.Environment(
-    loader=jinja2.ChoiceLoader(
-        [
-            jinja2.PackageLoader("kassa.compat.servebase", "templates"),
-            jinja2.PackageLoader("kassa.checkout", "templates"),
-        ]
-    ),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_env = environment("kassa.compat.servebase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +156,14 @@ async def _fields(request: Request) -> dict[str, str]:
     fields = dict(pairs)
     if len(fields) != len(pairs) or any("\x00" in k or "\x00" in v for k, v in pairs):
         raise ServebaseError(wire.BAD_NOTICE, "the notification repeats a field or holds NUL")
+    return fields
+
+
+async def _page_fields(request: Request) -> dict[str, str]:
+    """A page's query, and its posted fields when it is a POST."""
+    fields = dict(request.query_params)
+    if request.method == "POST":
+        fields.update(await _fields(request))
     return fields
 
 
@@ -313,10 +309,7 @@ async def _notify(request: Request, name: str | None) -> Response:
 
 
 def _page(request: Request, template: str, status: int, **context: Any) -> Response:
-    prefix = urlsplit(runtime_of(request).settings.base_url).path.rstrip("/")
-    urls = {"css": prefix + asset_url("checkout.css")}
-    body = _env.get_template(template).render(urls=urls, **context)
-    return HTMLResponse(body, status_code=status, headers=page_headers())
+    return render_page(request, _env, template, status, **context)
 
 
 def _error_page(request: Request, exc: ServebaseError) -> Response:
@@ -349,9 +342,7 @@ async def _done(request: Request, name: str | None) -> Response:
         front = await _front(request)
         if name is not None and name != front.cfg.gateway:
             raise ServebaseError(wire.NOT_FOUND, f"gateway {name[:40]!r} is not configured")
-        fields = dict(request.query_params)
-        if request.method == "POST":
-            fields.update(await _fields(request))
+        fields = await _page_fields(request)
         if "TradeInfo" in fields:  # NewebPay posts its result here too: taken like its notification
             order: dict[str, Any] | None = await _take_notice(request, front, fields)
         else:
@@ -368,9 +359,7 @@ async def _done(request: Request, name: str | None) -> Response:
 async def dummy_page(request: Request) -> Response:
     try:
         front = await _dummy_front(request)
-        fields = dict(request.query_params)
-        if request.method == "POST":
-            fields.update(await _fields(request))
+        fields = await _page_fields(request)
         order = await _order(request, front, fields.get("slug"))
         if order is None:
             raise ServebaseError(wire.NOT_FOUND, "no payment with that slug")

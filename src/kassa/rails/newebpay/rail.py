@@ -92,6 +92,7 @@ class NewebPayRail(NoSubmissions):
     test: ClassVar[bool] = False  # the test environment is NewebPay's; Kassa's orders are real ones
     settings_model: ClassVar[type[RailSettings]] = NewebPaySettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"hash_key", "hash_iv"})
+    gateway_page: ClassVar[bool] = True
 
     def methods(self, config: RailConfig) -> list[MethodSpec]:
         return [MethodSpec(METHOD, CURRENCY)]
