@@ -371,3 +371,33 @@ def test_newebpay_settings_are_checked_at_start(kassa: KassaServer) -> None:
     }
     server = kassa.sibling(payment=secret)
     assert HASH_KEY not in repr(server.settings) and HASH_IV not in repr(server.settings)
+
+
+def test_the_seeds_section_in_kassas_toml_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kassa.config import load_settings
+
+    path = tmp_path / "kassa.toml"
+    path.write_text(
+        f"""
+[payment]
+gateway = "newebpay"
+merchant = "mch_shop"
+
+[payment.gateways.dummy]
+
+[payment.gateways.newebpay]
+testing = true
+MerchantID = "{MERCHANT_ID}"
+hashkey = "{HASH_KEY}"
+hashiv = "{HASH_IV}"
+ReturnURL = "https://serve.base/ext/pay/done"
+NotifyURL = "https://serve.base/extapi/pay/notify"
+Email = "shop@serve.base"
+"""
+    )
+    monkeypatch.setenv("KASSA_CONFIG", str(path))
+    payment = load_settings().payment
+    assert payment is not None and payment.gateway == "newebpay" and payment.sign == "api_key"
+    gw = payment.gateways.newebpay
+    assert gw is not None and gw.testing and gw.NotifyURL == "https://serve.base/extapi/pay/notify"
+    assert payment.gateways.dummy is not None

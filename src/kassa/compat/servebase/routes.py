@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlalchemy.exc import IntegrityError
 
 from kassa.api.auth import authorize, runtime_of
 from kassa.checkout.security import page_headers
@@ -114,9 +115,11 @@ async def _ensure_rail(runtime: Runtime, merchant_pk: int, rail: str, wanted: di
         current = {c.rail: c for c in await runtime.payment_methods.configs(conn, merchant_pk)}.get(rail)
     if current is not None and all(current.settings.get(k) == v for k, v in wanted.items()):
         return
-    await runtime.payment_methods.configure(
-        merchant_pk, rail, {**(current.settings if current else {}), **wanted}
-    )
+    settings = {**(current.settings if current else {}), **wanted}
+    try:
+        await runtime.payment_methods.configure(merchant_pk, rail, settings)
+    except IntegrityError:  # another process enabled it at the same moment: now it is an update
+        await runtime.payment_methods.configure(merchant_pk, rail, settings)
 
 
 async def _authorize_sign(request: Request, front: Front) -> None:
