@@ -107,3 +107,31 @@ def test_merchant_password_and_withdrawal_policy(env: Path) -> None:
     bad = runner.invoke(app, ["merchants", "update", merchant_id, "--withdrawal-policy", "weekly"])
     assert bad.exit_code != 0
     assert "withdrawal_policy" in bad.output
+
+
+def test_ledger_check(env: Path) -> None:
+    import sqlite3
+
+    assert "up to date" in invoke("migrate")
+    assert "ledger ok" in invoke("ledger", "check")
+    created = json.loads(invoke("merchants", "create", "--name", "Ledger Shop", "--json"))
+    db = sqlite3.connect(env / "cli.db")
+    with db:
+        (merchant_pk,) = db.execute(
+            "SELECT pk FROM merchants WHERE id = ?", (created["merchant"]["id"],)
+        ).fetchone()
+        db.execute(
+            "INSERT INTO ledger_postings (id, merchant_pk, key, kind, test, created_at)"
+            " VALUES ('lpo_1', ?, 'payment:pay_1:confirmed', 'payment', 0, '2026-12-03 12:00:00')",
+            (merchant_pk,),
+        )
+        db.execute(
+            "INSERT INTO ledger_entries (id, posting_pk, merchant_pk, test, account, currency, amount, kind,"
+            " created_at) VALUES ('len_1', 1, ?, 0, 'balance', 'XMR', '5', 'payment', '2026-12-03 12:00:00')",
+            (merchant_pk,),
+        )
+    db.close()
+    result = runner.invoke(app, ["ledger", "check"])
+    assert result.exit_code == 1, result.output
+    assert "payment:pay_1:confirmed" in result.output and "1 entries" in result.output
+    assert json.loads(runner.invoke(app, ["ledger", "check", "--json"]).output)["ok"] is False

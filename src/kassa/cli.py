@@ -16,6 +16,7 @@ from kassa.config import ConfigError, Settings, load_settings
 from kassa.errors import KassaError
 from kassa.logs import configure_logging
 from kassa.runtime import Runtime, build_runtime
+from kassa.services.merchants import load_merchant
 
 app = typer.Typer(help="Kassa, a self-hosted payment gateway.", no_args_is_help=True)
 merchants_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
@@ -23,7 +24,9 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 rails_app = typer.Typer(help="Configure merchants' payment rails.", no_args_is_help=True)
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(keys_app, name="keys")
+ledger_app = typer.Typer(help="The ledger (docs/ledger.md).", no_args_is_help=True)
 app.add_typer(rails_app, name="rails")
+app.add_typer(ledger_app, name="ledger")
 
 T = TypeVar("T")
 
@@ -365,3 +368,25 @@ def main() -> None:  # pragma: no cover
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+@ledger_app.command("check")
+def ledger_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Verify the whole ledger: every posting balances per currency, every kept balance is the sum
+    of its entries. Exits 1 with the first fault found."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        broken = await rt.ledger.check()
+        if broken is None:
+            return {"ok": True}
+        async with rt.db.read() as conn:
+            merchant = await load_merchant(conn, pk=broken.merchant_pk)
+        return {"ok": False, "posting": broken.posting, "merchant": merchant.id, "message": broken.message}
+
+    out = _run(work)
+    if out["ok"]:
+        _emit(out, as_json, "ledger ok: every posting balances and every balance is the sum of its entries")
+        return
+    where = f"posting {out['posting']}" if out["posting"] else "balances"
+    _emit(out, as_json, f"ledger broken: merchant {out['merchant']}, {where}: {out['message']}")
+    raise typer.Exit(1)

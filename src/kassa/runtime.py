@@ -21,6 +21,7 @@ from kassa.rates import RateCache, build_rate_source
 from kassa.services.api_keys import ApiKeyService
 from kassa.services.changes import ChangeFeed, OrderChangeHub
 from kassa.services.gateways import GatewayService
+from kassa.services.ledger import LedgerService
 from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
@@ -47,6 +48,7 @@ class Runtime:
     mailer: Mailer
     submissions: SubmissionService
     gateways: GatewayService
+    ledger: LedgerService
     sessions: SessionService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
@@ -122,6 +124,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         mailer=build_mailer(settings),
         submissions=SubmissionService(db, clock, orders, methods),
         gateways=GatewayService(db, orders, methods),
+        ledger=LedgerService(db),
         sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)

@@ -15,6 +15,7 @@ from kassa.api import errors
 from kassa.api.fast_create import FastOrderCreate
 from kassa.api.middleware import BodyGuardMiddleware, IdempotencyMiddleware, RequestLogMiddleware
 from kassa.api.routes_gateways import router as gateways_router
+from kassa.api.routes_ledger import router as ledger_router
 from kassa.api.routes_merchants import router as merchants_router
 from kassa.api.routes_orders import json_response
 from kassa.api.routes_orders import router as orders_router
@@ -81,6 +82,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     api.include_router(test_router)
     api.include_router(webhooks_router)
     api.include_router(payment_methods_router)
+    api.include_router(ledger_router)
     app.include_router(api)
     app.include_router(gateways_router)
     app.include_router(servebase_router)  # before the checkout's /pay/{order_id} routes

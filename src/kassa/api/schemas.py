@@ -418,3 +418,50 @@ class RailCheckOut(BaseModel):
     rail: str
     ok: bool
     details: dict[str, Any]
+
+
+# ----- the ledger ----------------------------------------------------------------------------------
+
+
+class BalanceAccounts(BaseModel):
+    """Every account of the merchant in one currency: signed sums of entries in minor units."""
+
+    incoming: int = Field(description="minus what came in through the rails and was not sent back")
+    balance: int = Field(description="what the merchant is owed")
+    refunds_payable: int
+    fees: int
+    payouts_in_flight: int
+    paid_out: int
+
+
+class BalanceOut(BaseModel):
+    object: Literal["balance"]
+    currency: str
+    test: bool
+    available: int = Field(description="the `balance` account: what the merchant is owed now")
+    accounts: BalanceAccounts
+
+
+class BalanceList(BaseModel):
+    object: Literal["list"]
+    data: list[BalanceOut]
+
+
+class LedgerEntryOut(BaseModel):
+    id: str
+    object: Literal["ledger_entry"]
+    posting: str = Field(description="the posting (lpo_…) this entry belongs to")
+    key: str = Field(description="the fact it records, e.g. payment:pay_…:confirmed; posted once")
+    kind: str
+    account: str
+    currency: str
+    amount: int = Field(description="positive: into the account; negative: out of it")
+    order: str | None
+    test: bool
+    created_at: str
+
+
+class LedgerEntryList(BaseModel):
+    object: Literal["list"]
+    data: list[LedgerEntryOut]
+    has_more: bool

@@ -82,6 +82,20 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction that sees one moment throughout: its queries agree with each
+        other while writers go on (PostgreSQL: REPEATABLE READ; SQLite: a deferred BEGIN in WAL)."""
+        async with self.engine.connect() as conn:
+            options: dict[str, Any] = {"kassa_read_only": True}
+            if self.is_postgres:
+                options["isolation_level"] = "REPEATABLE READ"
+            await conn.execution_options(**options)
+            async with conn.begin():
+                if self.is_postgres:
+                    await conn.execute(text("SET TRANSACTION READ ONLY"))
+                yield conn
+
+    @asynccontextmanager
     async def driver(self) -> AsyncIterator[Any]:
         """PostgreSQL: the pooled asyncpg connection itself, for the statements written in SQL
         (db/order_insert.py, worker/delivery_sql.py). Autocommit: one statement, one round trip."""

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 
-from kassa.db.types import Amount, PrimaryKey, UTCDateTime
+from kassa.db.types import Amount, PrimaryKey, SignedTotal, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -337,4 +337,52 @@ rail_states = Table(
     Column("state", JSON, nullable=False),  # a watcher's cursor (e.g. last scanned height)
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("merchant_pk", "rail", name="uq_rail_states_merchant_rail"),
+)
+
+
+# ----- the ledger (domain/ledger.py, services/ledger.py) -------------------------------------------
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("key", String(200), nullable=False),  # the fact recorded: posted once, ever
+    Column("kind", String(40), nullable=False),
+    Column("test", Boolean, nullable=False),
+    Column("order_id", String(40)),  # the public id of the order it is about, if any
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "key", name="uq_ledger_postings_merchant_key"),
+)
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("posting_pk", ForeignKey("ledger_postings.pk", ondelete="CASCADE"), nullable=False),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("test", Boolean, nullable=False),
+    Column("account", String(30), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("amount", SignedTotal, nullable=False),  # positive: into the account
+    Column("kind", String(40), nullable=False),  # the posting's, for filtering
+    Column("order_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_ledger_entries_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_ledger_entries_merchant_order", "merchant_pk", "order_id"),
+    Index("ix_ledger_entries_posting_pk", "posting_pk"),
+)
+ledger_balances = Table(
+    "ledger_balances",
+    metadata,
+    _pk(),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("test", Boolean, nullable=False),
+    Column("account", String(30), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("balance", SignedTotal, nullable=False),  # the sum of the account's entries, kept as they post
+    Column("entries", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_pk", "test", "account", "currency", name="uq_ledger_balances_account"),
 )

@@ -39,6 +39,34 @@ class Amount(TypeDecorator[int]):
         return int(value)
 
 
+class SignedTotal(TypeDecorator[int]):
+    """A signed integer of any size, exact on both databases (ledger amounts and balances).
+
+    PostgreSQL keeps it as NUMERIC (no precision limit: sums may pass 2**256), and adds in SQL.
+    SQLite keeps decimal text and never adds it in SQL (it would through a float): Python does.
+    """
+
+    impl = Numeric(asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(120))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("a ledger amount is an int")
+        return Decimal(value) if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int(value)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out (SQLite stores naive UTC text)."""
 

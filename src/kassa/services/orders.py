@@ -25,6 +25,7 @@ from kassa.db.order_insert import OrderInserter, PendingOrder
 from kassa.db.pagination import newest_first
 from kassa.db.tables import orders, payments, quotes
 from kassa.domain.currencies import UnknownCurrency, get_currency
+from kassa.domain.ledger import payment_confirmed, payment_confirmed_key, payment_reversed
 from kassa.domain.money import MAX_AMOUNT
 from kassa.domain.orders import (
     LatePaymentPolicy,
@@ -46,6 +47,7 @@ from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.ids import new_id
 from kassa.rails.base import MethodSpec, Quote, QuoteRequest, RailConfig
 from kassa.rails.registry import get_rail
+from kassa.services import ledger
 from kassa.services.events import callback_channel, emit
 from kassa.services.merchants import Merchant, load_merchant
 from kassa.services.payment_methods import PaymentMethodService
@@ -739,6 +741,7 @@ class OrderService:
         ]
         snapshot = {**row, **values}
         for event, payment in payment_events:
+            await _post_payment(tx, row, event, payment, now)
             seq += 1
             await emit(
                 tx,
@@ -804,6 +807,20 @@ def _default_confirmations(methods: list[tuple[MethodSpec, RailConfig]], merchan
         value = config.settings.get("confirmations")
         defaults.append(value if isinstance(value, int) and not isinstance(value, bool) else merchant_default)
     return max(defaults, default=merchant_default)
+
+
+async def _post_payment(tx: Tx, order: Row, event: str, payment: Row, now: datetime) -> None:
+    """The ledger's side of a payment event, in the same transaction: final money is the merchant's;
+    a final payment undone (a reorg deeper than the required confirmations) is taken back."""
+    if event == "payment.confirmed":
+        posting = payment_confirmed(payment["id"], payment["currency"], payment["amount"])
+    elif event == "payment.rejected" and await ledger.posted(
+        tx, order["merchant_pk"], payment_confirmed_key(payment["id"])
+    ):
+        posting = payment_reversed(payment["id"], payment["currency"], payment["amount"])
+    else:
+        return
+    await ledger.post(tx, order["merchant_pk"], posting, test=order["test"], now=now, order_id=order["id"])
 
 
 def _quote_request(row: Row, base_url: str) -> QuoteRequest:

@@ -1,0 +1,126 @@
+"""Double-entry bookkeeping of every unit of money that passes through Kassa (pure: no I/O).
+
+Accounts are kept per merchant, per currency, and apart for test money. An entry moves an amount
+into an account (positive: a debit) or out of it (negative: a credit); a posting is a set of entries
+that sums to zero in each currency, under a key that names the fact it records
+(`payment:<id>:confirmed`), so the same fact can never be posted twice. Balances are sums of
+entries. Reading the accounts (sums of all entries ever):
+
+- `incoming`: minus what came in through the rails and was not sent back: where the money came from;
+- `balance`: what the merchant is owed;
+- `refunds_payable`: owed back to customers, not sent yet;
+- `fees`: the operator's fees;
+- `payouts_in_flight`: being paid out to the merchant;
+- `paid_out`: paid out to the merchant.
+
+So `incoming + balance + refunds_payable + fees + payouts_in_flight + paid_out == 0` always, per
+merchant and currency: every unit that came in is somewhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kassa.domain.money import MAX_AMOUNT
+
+
+class Account(StrEnum):
+    INCOMING = "incoming"
+    BALANCE = "balance"
+    REFUNDS_PAYABLE = "refunds_payable"
+    FEES = "fees"
+    PAYOUTS_IN_FLIGHT = "payouts_in_flight"
+    PAID_OUT = "paid_out"
+
+
+class PostingKind(StrEnum):
+    PAYMENT = "payment"  # a payment became final
+    PAYMENT_REVERSAL = "payment_reversal"  # a final payment was undone (a reorg deeper than required)
+
+
+class UnbalancedPosting(ValueError):
+    """A posting that does not sum to zero per currency, or holds a bad entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    account: Account
+    currency: str
+    amount: int  # positive: into the account (debit); negative: out of it (credit)
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    key: str  # unique: the fact recorded, e.g. "payment:pay_…:confirmed"
+    kind: PostingKind
+    entries: tuple[Entry, ...]
+
+    def check(self) -> None:
+        """Raise UnbalancedPosting unless this posting can be recorded."""
+        if not self.key or len(self.key) > 200:
+            raise UnbalancedPosting("a posting needs a key of 1 to 200 characters")
+        if len(self.entries) < 2:
+            raise UnbalancedPosting(f"{self.key}: a posting has at least two entries")
+        sums: dict[str, int] = defaultdict(int)
+        for entry in self.entries:
+            if isinstance(entry.amount, bool) or not isinstance(entry.amount, int) or entry.amount == 0:
+                raise UnbalancedPosting(f"{self.key}: an entry moves a non-zero whole amount")
+            if abs(entry.amount) >= MAX_AMOUNT:
+                raise UnbalancedPosting(f"{self.key}: an entry is beyond 2**256")
+            sums[entry.currency] += entry.amount
+        broken = sorted(c for c, total in sums.items() if total)
+        if broken:
+            raise UnbalancedPosting(f"{self.key}: entries do not sum to zero in {', '.join(broken)}")
+
+
+def _move(
+    key: str, kind: PostingKind, currency: str, amount: int, source: Account, target: Account
+) -> Posting:
+    """`amount` from `source` to `target`."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise UnbalancedPosting(f"{key}: the amount moved must be a positive whole number")
+    return Posting(key, kind, (Entry(source, currency, -amount), Entry(target, currency, amount)))
+
+
+def payment_confirmed_key(payment_id: str) -> str:
+    return f"payment:{payment_id}:confirmed"
+
+
+def payment_confirmed(payment_id: str, currency: str, amount: int) -> Posting:
+    """A payment became final: the merchant is owed it."""
+    return _move(
+        payment_confirmed_key(payment_id),
+        PostingKind.PAYMENT,
+        currency,
+        amount,
+        Account.INCOMING,
+        Account.BALANCE,
+    )
+
+
+def payment_reversed(payment_id: str, currency: str, amount: int) -> Posting:
+    """A final payment was undone: what it brought is taken back from the merchant's balance."""
+    return _move(
+        f"payment:{payment_id}:reversed",
+        PostingKind.PAYMENT_REVERSAL,
+        currency,
+        amount,
+        Account.BALANCE,
+        Account.INCOMING,
+    )
+
+
+def balances(postings: Iterable[Posting]) -> dict[tuple[Account, str], int]:
+    """Each account's balance after these postings, a posting counted once per key (as stored)."""
+    seen: set[str] = set()
+    totals: dict[tuple[Account, str], int] = defaultdict(int)
+    for posting in postings:
+        if posting.key in seen:
+            continue
+        seen.add(posting.key)
+        for entry in posting.entries:
+            totals[(entry.account, entry.currency)] += entry.amount
+    return dict(totals)
