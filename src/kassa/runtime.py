@@ -26,6 +26,7 @@ from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
+from kassa.services.refunds import RefundService
 from kassa.services.sessions import SessionService
 from kassa.services.submissions import SubmissionService
 from kassa.services.test_payments import TestPaymentService
@@ -49,6 +50,7 @@ class Runtime:
     submissions: SubmissionService
     gateways: GatewayService
     ledger: LedgerService
+    refunds: RefundService
     sessions: SessionService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
@@ -125,6 +127,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         submissions=SubmissionService(db, clock, orders, methods),
         gateways=GatewayService(db, orders, methods),
         ledger=LedgerService(db),
+        refunds=RefundService(db, clock, orders, methods),
         sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)

@@ -17,6 +17,7 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
+    NoSending,
     NoSubmissions,
     Quote,
     QuoteRequest,
@@ -34,7 +35,7 @@ class CoinSettings(RailSettings):
     token: str | None = None
 
 
-class CoinRail(NoSubmissions, NoGateway):
+class CoinRail(NoSubmissions, NoGateway, NoSending):
     name: ClassVar[str] = "coin"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = CoinSettings

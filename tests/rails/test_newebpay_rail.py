@@ -300,3 +300,33 @@ def test_the_checkout_hands_over_to_the_gateway_in_chromium(
             assert errors == []
         finally:
             browser.close()
+
+
+def test_refunds_of_card_payments_are_sent_by_hand(
+    kassa: KassaServer, shop: httpx.Client, gateway: NewebPayStandIn
+) -> None:
+    order = new_order(shop, 500)
+    action, fields = hand_over(kassa, order["id"])
+    httpx.post(action, data=fields)
+    assert gateway.pay(order["payment_methods"][0]["address"]).status_code == 200
+    created = shop.post(f"/api/v1/orders/{order['id']}/refunds", json={"amount": 200, "reason": "damaged"})
+    assert created.status_code == 201, created.text
+    refund = created.json()
+    assert (refund["status"], refund["currency"], refund["rail"]) == ("pending", "TWD", "newebpay")
+    sent = shop.post(f"/api/v1/refunds/{refund['id']}/sent", json={"reference": "NewebPay-close-7781"})
+    assert sent.status_code == 200 and sent.json()["status"] == "sent"
+    again = shop.post(f"/api/v1/refunds/{refund['id']}/sent", json={"reference": "NewebPay-close-7781"})
+    assert again.status_code == 200 and again.json()["updated_at"] == sent.json()["updated_at"]
+    other = shop.post(f"/api/v1/orders/{order['id']}/refunds", json={"amount": 300})
+    canceled = shop.post(f"/api/v1/refunds/{other.json()['id']}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    (twd,) = shop.get("/api/v1/balances").json()["data"]  # live money: NewebPay orders are not test orders
+    assert twd["accounts"] == {
+        "incoming": -300,
+        "balance": 300,
+        "refunds_payable": 0,
+        "fees": 0,
+        "payouts_in_flight": 0,
+        "paid_out": 0,
+    }
+    assert kassa.call(kassa.runtime.ledger.check()) is None

@@ -465,3 +465,50 @@ class LedgerEntryList(BaseModel):
     object: Literal["list"]
     data: list[LedgerEntryOut]
     has_more: bool
+
+
+# ----- refunds -------------------------------------------------------------------------------------
+
+
+class RefundCreate(Strict_):
+    amount: PositiveMinorUnits = Field(description="in the minor units of the currency the order was paid in")
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{2,10}$")] | None = Field(
+        default=None, description="the currency the order was paid in (checked when given)"
+    )
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    destination: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="where to send it (an address the rail checks); none: to be asked for"
+    )
+
+
+class RefundSent(Strict_):
+    reference: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="the id of the transaction that sent it"
+    )
+
+
+class RefundOut(BaseModel):
+    id: str
+    object: Literal["refund"]
+    order: str
+    amount: int
+    currency: str
+    method: str
+    rail: str
+    reason: str | None
+    origin: str
+    status: Literal["pending_destination", "pending", "sent", "confirmed", "failed", "canceled"]
+    destination: str | None
+    reference: str | None
+    failure: str | None
+    test: bool
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+    confirmed_at: str | None
+
+
+class RefundList(BaseModel):
+    object: Literal["list"]
+    data: list[RefundOut]
+    has_more: bool

@@ -386,3 +386,30 @@ ledger_balances = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("merchant_pk", "test", "account", "currency", name="uq_ledger_balances_account"),
 )
+
+
+refunds = Table(
+    "refunds",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("order_pk", ForeignKey("orders.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("reason", Text),
+    Column("origin", String(20), nullable=False),  # "merchant", or the rule that made it
+    Column("status", String(20), nullable=False),
+    Column("destination", Text),  # where it goes (an address); none yet: pending_destination
+    Column("reference", String(200)),  # the transaction that sent it
+    Column("failure", Text),
+    Column("test", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("confirmed_at", UTCDateTime),
+    Index("ix_refunds_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_refunds_order_pk", "order_pk"),
+)

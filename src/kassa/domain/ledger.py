@@ -39,6 +39,7 @@ class Account(StrEnum):
 class PostingKind(StrEnum):
     PAYMENT = "payment"  # a payment became final
     PAYMENT_REVERSAL = "payment_reversal"  # a final payment was undone (a reorg deeper than required)
+    REFUND = "refund"  # money set aside for a refund, sent back, or released
 
 
 class UnbalancedPosting(ValueError):
@@ -124,3 +125,51 @@ def balances(postings: Iterable[Posting]) -> dict[tuple[Account, str], int]:
         for entry in posting.entries:
             totals[(entry.account, entry.currency)] += entry.amount
     return dict(totals)
+
+
+def refund_reserved(refund_id: str, currency: str, amount: int) -> Posting:
+    """A refund was made: its amount is no longer the merchant's but owed back to the customer."""
+    return _move(
+        f"refund:{refund_id}:reserved",
+        PostingKind.REFUND,
+        currency,
+        amount,
+        Account.BALANCE,
+        Account.REFUNDS_PAYABLE,
+    )
+
+
+def refund_sent(refund_id: str, currency: str, amount: int) -> Posting:
+    """The refund went out: the money left the way it came in."""
+    return _move(
+        f"refund:{refund_id}:sent",
+        PostingKind.REFUND,
+        currency,
+        amount,
+        Account.REFUNDS_PAYABLE,
+        Account.INCOMING,
+    )
+
+
+def refund_released(refund_id: str, currency: str, amount: int) -> Posting:
+    """A refund was canceled or failed before anything went out: the merchant is owed it again."""
+    return _move(
+        f"refund:{refund_id}:released",
+        PostingKind.REFUND,
+        currency,
+        amount,
+        Account.REFUNDS_PAYABLE,
+        Account.BALANCE,
+    )
+
+
+def refund_returned(refund_id: str, currency: str, amount: int) -> Posting:
+    """A refund that had gone out failed (its transaction was dropped): owed to the customer again."""
+    return _move(
+        f"refund:{refund_id}:returned",
+        PostingKind.REFUND,
+        currency,
+        amount,
+        Account.INCOMING,
+        Account.REFUNDS_PAYABLE,
+    )

@@ -144,6 +144,23 @@ class Notice:
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the gateway's trade number and type
 
 
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Money to send out (a refund): `reference` is Kassa's id of it, unique, for the counterpart
+    to recognise a repeat (an idempotency key where it has one)."""
+
+    reference: str
+    destination: str
+    amount: int  # in the currency's minor units
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    reference: str  # the transaction's id
+    confirmed: bool = False  # final at once (the test rail); else a watcher confirms it
+
+
 class SubmissionUnsupported(Exception):
     """This rail takes no submitted payments (only proxy rails do)."""
 
@@ -162,6 +179,18 @@ class SubmissionRefused(Exception):
 
 class GatewayUnsupported(Exception):
     """This rail has no gateway page and takes no pushed notifications (only gateway rails do)."""
+
+
+class SendUnsupported(Exception):
+    """This rail cannot spend: the merchant sends the money and marks it sent."""
+
+
+class SendRefused(Exception):
+    """The counterpart refused to send (not enough funds, a destination it rejects); final."""
+
+
+class DestinationInvalid(ValueError):
+    """A destination (a refund address) this rail cannot send to; the message says why."""
 
 
 class NoticeInvalid(ValueError):
@@ -215,6 +244,7 @@ class Rail(Protocol):
     settings_model: ClassVar[type[RailSettings]]
     secret_fields: ClassVar[frozenset[str]]  # written, never read back through the API
     gateway_page: ClassVar[bool]  # the payer pays on the gateway's own page (`payment_form`)
+    can_send: ClassVar[bool]  # `send` spends (refunds go out by themselves); else the merchant sends
 
     def methods(self, config: RailConfig) -> list[MethodSpec]: ...
 
@@ -240,6 +270,14 @@ class Rail(Protocol):
 
     def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
         """The signed form that opens the gateway's page for this payment; no I/O."""
+        ...
+
+    def check_destination(self, config: RailConfig, destination: str) -> str:
+        """The destination as this rail writes it, or DestinationInvalid; no I/O."""
+        ...
+
+    async def send(self, config: RailConfig, request: SendRequest) -> Sent:
+        """Send money out: SendUnsupported (send by hand), SendRefused, CounterpartUnavailable."""
         ...
 
     def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
@@ -269,3 +307,22 @@ class NoGateway:
 
     def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
         raise GatewayUnsupported(f"payment rail {config.rail!r} takes no pushed notifications")
+
+
+_PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+class NoSending:
+    """The sending half of the contract for rails that cannot spend (view-only wallets, proxies,
+    card gateways without a refund call here): the merchant sends and marks the refund sent."""
+
+    can_send: ClassVar[bool] = False
+
+    def check_destination(self, config: RailConfig, destination: str) -> str:
+        value = destination.strip()
+        if not 1 <= len(value) <= 500 or not set(value) <= _PRINTABLE:
+            raise DestinationInvalid("a destination is 1 to 500 printable characters without spaces")
+        return value
+
+    async def send(self, config: RailConfig, request: SendRequest) -> Sent:
+        raise SendUnsupported(f"payment rail {config.rail!r} cannot send: send it and mark it sent")

@@ -4,7 +4,7 @@ It takes payment in the order's own currency at rate 1; payments and blocks come
 `POST /api/v1/test/payments` and `POST /api/v1/test/blocks` (or the checkout page's test buttons).
 It is also the sandbox of a gateway's notification: `notified` reads `{"address", "result"}`
 (servebase's dummy gateway sends it through its front); there is nothing to verify, which is why
-only test orders are ever paid through this rail.
+only test orders are ever paid through this rail. It sends refunds at once (to `test:…` addresses).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from kassa.rails.base import (
     Destination,
+    DestinationInvalid,
     FormRequest,
     GatewayUnsupported,
     MethodSpec,
@@ -25,6 +26,8 @@ from kassa.rails.base import (
     RailConfig,
     RailHealth,
     RailSettings,
+    SendRequest,
+    Sent,
     Watcher,
 )
 
@@ -41,6 +44,7 @@ class TestRail(NoSubmissions):
     settings_model: ClassVar[type[RailSettings]] = TestRailSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     gateway_page: ClassVar[bool] = False  # its "gateway page" is the checkout page's test panel
+    can_send: ClassVar[bool] = True
     __test__ = False  # not a pytest class
 
     def methods(self, config: RailConfig) -> list[MethodSpec]:
@@ -60,6 +64,18 @@ class TestRail(NoSubmissions):
 
     def payment_form(self, config: RailConfig, request: FormRequest) -> PaymentForm:
         raise GatewayUnsupported("the test rail's page is the checkout page itself")
+
+    def check_destination(self, config: RailConfig, destination: str) -> str:
+        if (
+            not destination.startswith("test:")
+            or not 6 <= len(destination) <= 200
+            or not destination.isprintable()
+        ):
+            raise DestinationInvalid("a test rail address is test:<anything>, e.g. test:customer")
+        return destination
+
+    async def send(self, config: RailConfig, request: SendRequest) -> Sent:
+        return Sent(f"test-sent:{request.reference}", confirmed=True)  # a pretend chain: final at once
 
     def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
         address, result = body.get("address"), body.get("result")

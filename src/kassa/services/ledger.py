@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, insert, select, text, update
+from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -169,35 +169,49 @@ async def _add_to_balances(
     deltas: list[tuple[str, str, int, int]],
     now: datetime,
 ) -> None:
-    """SQLite: one writer at a time (BEGIN IMMEDIATE), so read, add in Python (exact), write."""
-    for account, currency, amount, count in deltas:
-        where = (
-            (ledger_balances.c.merchant_pk == merchant_pk)
-            & (ledger_balances.c.test == test)
-            & (ledger_balances.c.account == account)
-            & (ledger_balances.c.currency == currency)
+    """SQLite: one writer at a time (BEGIN IMMEDIATE), so read the accounts, add in Python (exact:
+    SQLite would add through a float), write them back; one statement per step, not per account."""
+    mine = (ledger_balances.c.merchant_pk == merchant_pk) & (ledger_balances.c.test == test)
+    current = {
+        (r.account, r.currency): r
+        for r in await conn.execute(
+            select(
+                ledger_balances.c.pk,
+                ledger_balances.c.account,
+                ledger_balances.c.currency,
+                ledger_balances.c.balance,
+                ledger_balances.c.entries,
+            ).where(mine, ledger_balances.c.account.in_({account for account, _, _, _ in deltas}))
         )
-        current = (
-            await conn.execute(select(ledger_balances.c.balance, ledger_balances.c.entries).where(where))
-        ).first()
-        if current is None:
-            await conn.execute(
-                insert(ledger_balances).values(
-                    merchant_pk=merchant_pk,
-                    test=test,
-                    account=account,
-                    currency=currency,
-                    balance=amount,
-                    entries=count,
-                    updated_at=now,
-                )
+    }
+    updates, inserts = [], []
+    for account, currency, amount, count in deltas:
+        row = current.get((account, currency))
+        if row is None:
+            inserts.append(
+                {
+                    "merchant_pk": merchant_pk,
+                    "test": test,
+                    "account": account,
+                    "currency": currency,
+                    "balance": amount,
+                    "entries": count,
+                    "updated_at": now,
+                }
             )
         else:
-            await conn.execute(
-                update(ledger_balances)
-                .where(where)
-                .values(balance=current.balance + amount, entries=current.entries + count, updated_at=now)
+            updates.append(
+                {"row_pk": row.pk, "new_balance": row.balance + amount, "new_entries": row.entries + count}
             )
+    if updates:
+        await conn.execute(
+            update(ledger_balances)
+            .where(ledger_balances.c.pk == bindparam("row_pk"))
+            .values(balance=bindparam("new_balance"), entries=bindparam("new_entries"), updated_at=now),
+            updates,
+        )
+    if inserts:
+        await conn.execute(insert(ledger_balances), inserts)
 
 
 async def posted(tx: Tx, merchant_pk: int, key: str) -> bool:

@@ -40,6 +40,11 @@ EVENT_TYPES = (
     "payment.received",
     "payment.confirmed",
     "payment.rejected",
+    "refund.created",
+    "refund.sent",
+    "refund.confirmed",
+    "refund.failed",
+    "refund.canceled",
 )
 
 

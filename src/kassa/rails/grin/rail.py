@@ -21,6 +21,7 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
+    NoSending,
     Offer,
     PayloadInvalid,
     Quote,
@@ -114,7 +115,7 @@ def describe_error(exc: GrinError) -> str:
     return str(exc)
 
 
-class GrinRail(NoGateway):
+class GrinRail(NoGateway, NoSending):
     name: ClassVar[str] = "grin"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = GrinSettings

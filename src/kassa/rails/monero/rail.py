@@ -20,6 +20,7 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
+    NoSending,
     NoSubmissions,
     Quote,
     QuoteRequest,
@@ -144,7 +145,7 @@ class MoneroRailUnavailable(KassaError):
     code = "rail_unavailable"
 
 
-class MoneroRail(NoSubmissions, NoGateway):
+class MoneroRail(NoSubmissions, NoGateway, NoSending):
     name: ClassVar[str] = "monero"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = MoneroSettings

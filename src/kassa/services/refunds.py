@@ -1,0 +1,322 @@
+"""Refunds (docs/refunds.md): created by the merchant within what may be refunded, checked on the
+locked order so that two requests cannot both take the same money; set aside in the ledger in the
+same transaction; sent by the rail when it can spend (the test rail, at once), else by the merchant
+who then marks it sent with the transaction's id.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from kassa.clock import Clock
+from kassa.db.database import Database, Tx
+from kassa.db.pagination import newest_first
+from kassa.db.tables import orders, refunds
+from kassa.domain.ledger import refund_released, refund_reserved, refund_returned, refund_sent
+from kassa.domain.refunds import ACTIVE, RefundStatus, RefundTransitionError, move, refund_refusal, refundable
+from kassa.errors import Conflict, InvalidRequest, NotFound
+from kassa.ids import new_id
+from kassa.rails.base import (
+    CounterpartUnavailable,
+    DestinationInvalid,
+    RailConfig,
+    SendRefused,
+    SendRequest,
+    SendUnsupported,
+)
+from kassa.rails.registry import get_rail
+from kassa.services import ledger
+from kassa.services.events import emit
+from kassa.services.orders import OrderService
+from kassa.services.payment_methods import PaymentMethodService
+from kassa.services.views import Row, iso
+
+log = logging.getLogger("kassa.refunds")
+
+TEST_DESTINATION = "test:customer"
+
+
+def refund_view(r: Row, order_id: str) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "object": "refund",
+        "order": order_id,
+        "amount": r["amount"],
+        "currency": r["currency"],
+        "method": r["method"],
+        "rail": r["rail"],
+        "reason": r["reason"],
+        "origin": r["origin"],
+        "status": r["status"],
+        "destination": r["destination"],
+        "reference": r["reference"],
+        "failure": r["failure"],
+        "test": r["test"],
+        "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+        "sent_at": iso(r["sent_at"]),
+        "confirmed_at": iso(r["confirmed_at"]),
+    }
+
+
+class RefundService:
+    def __init__(
+        self, db: Database, clock: Clock, orders_service: OrderService, methods: PaymentMethodService
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.orders = orders_service
+        self.methods = methods
+
+    async def _config(self, merchant_pk: int, rail: str) -> RailConfig:
+        async with self.db.read() as conn:
+            configs = {c.rail: c for c in await self.methods.configs(conn, merchant_pk, enabled_only=False)}
+        if rail not in configs:
+            raise Conflict(f"payment rail {rail!r} is no longer configured", code="rail_unavailable")
+        return configs[rail]
+
+    async def create(
+        self,
+        merchant_pk: int,
+        order_ref: str,
+        amount: int,
+        *,
+        currency: str | None = None,
+        reason: str | None = None,
+        destination: str | None = None,
+    ) -> dict[str, Any]:
+        view = await self.orders.get(merchant_pk, order_ref)
+        quote = next((q for q in view["payment_methods"] if q["method"] == view["method"]), None)
+        if quote is None or not view["amount_confirmed"]:
+            raise Conflict(
+                "nothing final was paid on this order, so nothing can be refunded", code="nothing_to_refund"
+            )
+        config = await self._config(merchant_pk, quote["rail"])
+        rail = get_rail(config.rail)
+        if destination is None and rail.test:
+            destination = TEST_DESTINATION
+        if destination is not None:
+            try:
+                destination = rail.check_destination(config, destination)
+            except DestinationInvalid as exc:
+                raise InvalidRequest(str(exc), param="destination") from None
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            order_pk = (
+                await tx.conn.execute(select(orders.c.pk).where(orders.c.id == view["id"]))
+            ).scalar_one()
+            row, _state = await self.orders.lock_current(tx, order_pk)
+            held = await _active_total(tx, order_pk)
+            refusal = refund_refusal(
+                amount,
+                refundable(row["amount_confirmed"], held),
+                (currency or quote["currency"]).upper(),
+                quote["currency"],
+            )
+            if refusal is not None:
+                raise InvalidRequest(refusal, param="currency" if "currency" in refusal else "amount")
+            refund = {
+                "id": new_id("rfd"),
+                "merchant_pk": merchant_pk,
+                "order_pk": order_pk,
+                "rail": quote["rail"],
+                "method": quote["method"],
+                "currency": quote["currency"],
+                "amount": amount,
+                "reason": reason,
+                "origin": "merchant",
+                # Kassa needs an address only when it sends; a merchant sending by hand knows where.
+                "status": (
+                    RefundStatus.PENDING
+                    if destination or not rail.can_send
+                    else RefundStatus.PENDING_DESTINATION
+                ).value,
+                "destination": destination,
+                "reference": None,
+                "failure": None,
+                "test": row["test"],
+                "created_at": now,
+                "updated_at": now,
+                "sent_at": None,
+                "confirmed_at": None,
+            }
+            refund["pk"] = (
+                await tx.conn.execute(insert(refunds).values(**refund).returning(refunds.c.pk))
+            ).scalar_one()
+            posting = refund_reserved(refund["id"], refund["currency"], amount)
+            await ledger.post(tx, merchant_pk, posting, test=row["test"], now=now, order_id=row["id"])
+            await self._announce(tx, row, "refund.created", refund, now, refunded=held + amount)
+        if refund["status"] == RefundStatus.PENDING.value:
+            return await self.send(merchant_pk, refund["id"])
+        return refund_view(refund, view["id"])
+
+    async def send(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
+        """Ask the rail to send a pending refund. Rails that cannot spend leave it pending for the
+        merchant to send; a refusal fails it; an unreachable counterpart leaves it pending."""
+        refund, order_id = await self._get(merchant_pk, refund_id)
+        if refund["status"] != RefundStatus.PENDING.value:
+            raise Conflict(
+                f"the refund is {refund['status']}; only a pending refund is sent", code="refund_not_pending"
+            )
+        config = await self._config(merchant_pk, refund["rail"])
+        request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
+        try:
+            sent = await get_rail(config.rail).send(config, request)
+        except SendUnsupported:
+            return refund_view(refund, order_id)  # the merchant sends it and marks it sent
+        except CounterpartUnavailable as exc:
+            log.warning("refund %s: the wallet cannot be reached: %s", refund_id, exc)
+            return refund_view(refund, order_id)
+        except SendRefused as exc:
+            return await self._change(merchant_pk, refund_id, RefundStatus.FAILED, failure=str(exc)[:500])
+        return await self._change(
+            merchant_pk, refund_id, RefundStatus.SENT, reference=sent.reference, confirmed=sent.confirmed
+        )
+
+    async def mark_sent(self, merchant_pk: int, refund_id: str, reference: str) -> dict[str, Any]:
+        """The merchant sent it by hand: the transaction's id."""
+        return await self._change(merchant_pk, refund_id, RefundStatus.SENT, reference=reference)
+
+    async def cancel(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
+        return await self._change(merchant_pk, refund_id, RefundStatus.CANCELED)
+
+    async def get(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
+        refund, order_id = await self._get(merchant_pk, refund_id)
+        return refund_view(refund, order_id)
+
+    async def for_order(
+        self, merchant_pk: int, order_ref: str, limit: int, starting_after: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        view = await self.orders.get(merchant_pk, order_ref)
+        scope = refunds.c.merchant_pk == merchant_pk
+        query = (
+            select(refunds)
+            .join(orders, orders.c.pk == refunds.c.order_pk)
+            .where(scope, orders.c.id == view["id"])
+        )
+        async with self.db.read() as conn:
+            rows, more = await newest_first(
+                conn, refunds, query, scope, limit=limit, starting_after=starting_after, noun="refund"
+            )
+        return [refund_view(r, view["id"]) for r in rows], more
+
+    # ----- internals ----------------------------------------------------------------------
+
+    async def _get(self, merchant_pk: int, refund_id: str) -> tuple[dict[str, Any], str]:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(refunds, orders.c.id.label("order_id"))
+                    .join(orders, orders.c.pk == refunds.c.order_pk)
+                    .where(refunds.c.merchant_pk == merchant_pk, refunds.c.id == refund_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no refund {refund_id[:40]!r}", param="id")
+        values = dict(row._mapping)
+        return values, values.pop("order_id")
+
+    async def _change(
+        self,
+        merchant_pk: int,
+        refund_id: str,
+        target: RefundStatus,
+        *,
+        reference: str | None = None,
+        failure: str | None = None,
+        confirmed: bool = False,
+    ) -> dict[str, Any]:
+        found, _order_id = await self._get(merchant_pk, refund_id)
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            row, _state = await self.orders.lock_current(tx, found["order_pk"])
+            refund = dict(
+                (await tx.conn.execute(select(refunds).where(refunds.c.pk == found["pk"]))).one()._mapping
+            )
+            current = RefundStatus(refund["status"])
+            if current is target and (target is not RefundStatus.SENT or refund["reference"] == reference):
+                return refund_view(refund, row["id"])  # the same change again
+            try:
+                move(current, target)
+            except RefundTransitionError as exc:
+                raise Conflict(str(exc), code="refund_state") from None
+            changes: dict[str, Any] = {"status": target.value, "updated_at": now}
+            postings = []
+            if target is RefundStatus.SENT:
+                changes.update(reference=reference, sent_at=now)
+                postings.append(refund_sent(refund["id"], refund["currency"], refund["amount"]))
+            if target in (RefundStatus.FAILED, RefundStatus.CANCELED):
+                changes["failure"] = failure
+                if current is RefundStatus.SENT:
+                    postings.append(refund_returned(refund["id"], refund["currency"], refund["amount"]))
+                postings.append(refund_released(refund["id"], refund["currency"], refund["amount"]))
+            await tx.conn.execute(update(refunds).where(refunds.c.pk == refund["pk"]).values(**changes))
+            refund.update(changes)
+            for posting in postings:
+                await ledger.post(tx, merchant_pk, posting, test=row["test"], now=now, order_id=row["id"])
+            event = {
+                RefundStatus.SENT: "refund.sent",
+                RefundStatus.FAILED: "refund.failed",
+                RefundStatus.CANCELED: "refund.canceled",
+            }
+            events = [event[target]] if target in event else []
+            if target is RefundStatus.SENT and confirmed:
+                move(RefundStatus.SENT, RefundStatus.CONFIRMED)
+                confirm = {"status": RefundStatus.CONFIRMED.value, "confirmed_at": now}
+                await tx.conn.execute(update(refunds).where(refunds.c.pk == refund["pk"]).values(**confirm))
+                events.append("refund.confirmed")
+            held = await _active_total(tx, row["pk"])
+            for index, name in enumerate(events):
+                if name == "refund.confirmed":
+                    refund.update(confirm)
+                await self._announce(tx, row, name, refund, now, refunded=held, bump=index)
+            return refund_view(refund, row["id"])
+
+    async def _announce(
+        self,
+        tx: Tx,
+        order: Row,
+        event: str,
+        refund: dict[str, Any],
+        now: datetime,
+        *,
+        refunded: int,
+        bump: int = 0,
+    ) -> None:
+        """The refund's event, in the order's sequence; the order's `amount_refunded` follows."""
+        sequence = order["event_seq"] + 1 + bump
+        await tx.conn.execute(
+            update(orders)
+            .where(orders.c.pk == order["pk"])
+            .values(
+                event_seq=sequence, version=orders.c.version + 1, amount_refunded=refunded, updated_at=now
+            )
+        )
+        await emit(
+            tx,
+            merchant_pk=order["merchant_pk"],
+            type=event,
+            object_type="refund",
+            object_id=refund["id"],
+            order_id=order["id"],
+            sequence=sequence,
+            data=refund_view(refund, order["id"]),
+            test=order["test"],
+            now=now,
+            callback_url=order["callback_url"],
+        )
+        tx.order_changed(order["id"])
+
+
+async def _active_total(tx: Tx, order_pk: int) -> int:
+    """What the order's refunds hold (all but canceled and failed ones). Summed in Python: exact."""
+    rows = await tx.conn.execute(
+        select(refunds.c.amount).where(
+            refunds.c.order_pk == order_pk, refunds.c.status.in_([s.value for s in ACTIVE])
+        )
+    )
+    return sum(r.amount for r in rows)
