@@ -57,9 +57,7 @@ class GatewayService:
         self.methods = methods
 
     async def _config(self, merchant_pk: int, rail: str) -> RailConfig:
-        async with self.db.read() as conn:
-            configs = {c.rail: c for c in await self.methods.configs(conn, merchant_pk)}
-        config = configs.get(rail)
+        config = await self.methods.config(merchant_pk, rail)
         if config is None:
             raise NotFound(f"payment rail {rail!r} is not enabled for this merchant", param="rail")
         return config

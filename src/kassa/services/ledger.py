@@ -37,15 +37,7 @@ async def post(
     posting.check()
     if tx.conn.dialect.name == "postgresql":
         return await _post_pg(tx, merchant_pk, posting, test=test, now=now, order_id=order_id)
-    values = {
-        "id": new_id("lpo"),
-        "merchant_pk": merchant_pk,
-        "key": posting.key,
-        "kind": posting.kind.value,
-        "test": test,
-        "order_id": order_id,
-        "created_at": now,
-    }
+    values = _posting_row(merchant_pk, posting, test, now, order_id)
     statement = (
         sqlite_insert(ledger_postings)
         .values(**values)
@@ -74,6 +66,20 @@ async def post(
     )
     await _add_to_balances(tx.conn, merchant_pk, test, _deltas(posting), now)
     return True
+
+
+def _posting_row(
+    merchant_pk: int, posting: Posting, test: bool, now: datetime, order_id: str | None
+) -> dict[str, Any]:
+    return {
+        "id": new_id("lpo"),
+        "merchant_pk": merchant_pk,
+        "key": posting.key,
+        "kind": posting.kind.value,
+        "test": test,
+        "order_id": order_id,
+        "created_at": now,
+    }
 
 
 def _deltas(posting: Posting) -> list[tuple[str, str, int, int]]:
@@ -131,15 +137,7 @@ async def _post_pg(
     tx: Tx, merchant_pk: int, posting: Posting, *, test: bool, now: datetime, order_id: str | None
 ) -> bool:
     deltas = _deltas(posting)
-    params: dict[str, Any] = {
-        "id": new_id("lpo"),
-        "merchant_pk": merchant_pk,
-        "key": posting.key,
-        "kind": posting.kind.value,
-        "test": test,
-        "order_id": order_id,
-        "created_at": now,
-    }
+    params = _posting_row(merchant_pk, posting, test, now, order_id)
     for i, entry in enumerate(posting.entries):
         params.update(
             {

@@ -153,6 +153,12 @@ class PaymentMethodService:
             query = query.where(payment_methods.c.enabled.is_(True))
         return [self._config(r) for r in await conn.execute(query)]
 
+    async def config(self, merchant_pk: int, rail: str, *, enabled_only: bool = True) -> RailConfig | None:
+        """One rail's configuration for a merchant (secrets decrypted), or None."""
+        async with self.db.read() as conn:
+            found = {c.rail: c for c in await self.configs(conn, merchant_pk, enabled_only=enabled_only)}
+        return found.get(rail)
+
     async def all_configs(self) -> list[RailConfig]:
         async with self.db.read() as conn:
             rows = await conn.execute(

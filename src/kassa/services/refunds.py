@@ -73,11 +73,10 @@ class RefundService:
         self.methods = methods
 
     async def _config(self, merchant_pk: int, rail: str) -> RailConfig:
-        async with self.db.read() as conn:
-            configs = {c.rail: c for c in await self.methods.configs(conn, merchant_pk, enabled_only=False)}
-        if rail not in configs:
+        config = await self.methods.config(merchant_pk, rail, enabled_only=False)
+        if config is None:
             raise Conflict(f"payment rail {rail!r} is no longer configured", code="rail_unavailable")
-        return configs[rail]
+        return config
 
     async def create(
         self,
