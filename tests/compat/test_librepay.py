@@ -220,6 +220,10 @@ def test_rule_1_insufficient_payment_expires_underpaid_with_a_refund_due(
     assert (invoice["status"], invoice["exception"]) == ("expired", "underpaid")
     assert invoice["amountReceived"] == 0.04
     assert invoice["refundDue"] == 0.04
+    # The funds are sent back (the test rail sends at once): nothing is due any more.
+    sent = lp.api.post(f"/api/v1/orders/{selector}/refunds", json={"amount": 4})
+    assert sent.status_code == 201 and sent.json()["status"] == "confirmed", sent.text
+    assert lp.get(selector)["refundDue"] == 0
 
 
 def test_rule_2_late_payment_is_refund_due_unless_late_payments_are_accepted(
