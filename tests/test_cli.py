@@ -43,6 +43,8 @@ def test_merchants_and_keys(env: Path) -> None:
     assert "Corner Shop" in invoke("merchants", "list")
     updated = json.loads(invoke("merchants", "update", merchant_id, "--disable-rail", "test", "--json"))
     assert updated["rails"] == [{"rail": "test", "enabled": False}]
+    policy = json.loads(invoke("merchants", "update", merchant_id, "--refund-policy", "automatic", "--json"))
+    assert policy["refund_policy"] == "automatic"
     key = json.loads(invoke("keys", "create", "--merchant", merchant_id, "--scopes", "orders:read", "--json"))
     assert key["scopes"] == ["orders:read"]
     assert "revoked" in invoke("keys", "revoke", key["id"])

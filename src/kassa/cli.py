@@ -173,6 +173,7 @@ def merchants_update(
     late_payment_policy: Annotated[str | None, typer.Option(help="accept or refund.")] = None,
     withdrawal_policy: Annotated[str | None, typer.Option(help="immediate, daily or manual.")] = None,
     withdrawal_url: Annotated[str | None, typer.Option(help="The wallet's HTTPS endpoint.")] = None,
+    refund_policy: Annotated[str | None, typer.Option(help="approve or automatic (refunds by rule).")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Set the HTTP Basic password, read from standard input.")
     ] = False,
@@ -190,6 +191,7 @@ def merchants_update(
             "late_payment_policy": late_payment_policy,
             "withdrawal_policy": withdrawal_policy,
             "withdrawal_url": withdrawal_url,
+            "refund_policy": refund_policy,
         }.items()
         if v is not None
     }

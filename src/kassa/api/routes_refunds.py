@@ -95,3 +95,15 @@ async def cancel_refund(
     request: Request, refund: RefundId, principal: Principal = Depends(require("orders:write"))
 ) -> Response:
     return json_response(await runtime_of(request).refunds.cancel(merchant_pk(principal), refund))
+
+
+@router.post(
+    "/refunds/{refund}/approve",
+    response_model=RefundOut,
+    responses=ERRORS,
+    summary="Let a refund Kassa made by rule go (sent at once when the rail can)",
+)
+async def approve_refund(
+    request: Request, refund: RefundId, principal: Principal = Depends(require("orders:write"))
+) -> Response:
+    return json_response(await runtime_of(request).refunds.approve(merchant_pk(principal), refund))

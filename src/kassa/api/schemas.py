@@ -103,6 +103,10 @@ class MerchantSettings(Strict_):
     withdrawal_url: HttpUrl | None = Field(
         default=None, description="The merchant wallet's HTTPS endpoint, for automatic withdrawals."
     )
+    refund_policy: Literal["approve", "automatic"] | None = Field(
+        default=None,
+        description="Refunds Kassa makes by rule (underpaid, late, overpaid): wait for approval, or send.",
+    )
 
 
 class MerchantCreate(MerchantSettings):
@@ -257,6 +261,7 @@ class MerchantOut(BaseModel):
     has_password: bool
     withdrawal_policy: Literal["immediate", "daily", "manual"]
     withdrawal_url: str | None
+    refund_policy: Literal["approve", "automatic"]
     rails: list[RailSwitch]
     created_at: str
 
@@ -497,6 +502,7 @@ class RefundOut(BaseModel):
     rail: str
     reason: str | None
     origin: str
+    approved: bool
     status: Literal["pending_destination", "pending", "sent", "confirmed", "failed", "canceled"]
     destination: str | None
     reference: str | None

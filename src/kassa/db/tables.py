@@ -53,6 +53,7 @@ merchants = Table(
     Column("quote_at", String(20), nullable=False, server_default="creation"),  # or "method_choice"
     Column("password_hash", Text),  # argon2; HTTP Basic on the KnockturnAllee front
     Column("withdrawal_policy", String(20), nullable=False, server_default="manual"),
+    Column("refund_policy", String(20), nullable=False, server_default="approve"),  # refunds by rule
     Column("withdrawal_url", Text),  # the merchant wallet's HTTPS endpoint (automatic withdrawals)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -401,6 +402,7 @@ refunds = Table(
     Column("amount", Amount, nullable=False),
     Column("reason", Text),
     Column("origin", String(20), nullable=False),  # "merchant", or the rule that made it
+    Column("approved", Boolean, nullable=False),  # may be sent (a rule's refund may wait for the merchant)
     Column("status", String(20), nullable=False),
     Column("destination", Text),  # where it goes (an address); none yet: pending_destination
     Column("reference", String(200)),  # the transaction that sent it

@@ -38,6 +38,7 @@ UPDATABLE = (
     "quote_at",
     "withdrawal_policy",
     "withdrawal_url",
+    "refund_policy",
 )
 
 
@@ -58,6 +59,7 @@ class Merchant:
     has_password: bool  # for HTTP Basic on the KnockturnAllee front
     withdrawal_policy: WithdrawalPolicy
     withdrawal_url: str | None
+    refund_policy: str  # "approve": refunds due by rule wait for the merchant; "automatic": sent
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
@@ -91,6 +93,7 @@ class Merchant:
             "has_password": self.has_password,
             "withdrawal_policy": self.withdrawal_policy.value,
             "withdrawal_url": self.withdrawal_url,
+            "refund_policy": self.refund_policy,
             "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
             "created_at": iso(self.created_at),
         }
@@ -123,6 +126,7 @@ class MerchantService:
             "notify_paid_email": False,
             "quote_at": "creation",
             "withdrawal_policy": WithdrawalPolicy.MANUAL.value,
+            "refund_policy": "approve",
             "withdrawal_url": None,
             "created_at": now,
             "updated_at": now,
@@ -272,6 +276,8 @@ def _check_settings(settings: dict[str, Any]) -> None:
     policy = settings.get("late_payment_policy")
     if policy is not None and policy not in {p.value for p in LatePaymentPolicy}:
         raise InvalidRequest("late_payment_policy must be 'accept' or 'refund'", param="late_payment_policy")
+    if settings.get("refund_policy") not in (None, "approve", "automatic"):
+        raise InvalidRequest("refund_policy must be 'approve' or 'automatic'", param="refund_policy")
     policy = settings.get("withdrawal_policy")
     if policy is not None and policy not in {p.value for p in WithdrawalPolicy}:
         raise InvalidRequest(
@@ -316,6 +322,7 @@ def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
         has_password=row.password_hash is not None,
         withdrawal_policy=WithdrawalPolicy(row.withdrawal_policy),
         withdrawal_url=row.withdrawal_url,
+        refund_policy=row.refund_policy,
         created_at=row.created_at,
         rails=rails,
     )

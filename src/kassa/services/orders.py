@@ -52,8 +52,9 @@ from kassa.services.events import callback_channel, emit
 from kassa.services.merchants import Merchant, load_merchant
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
+from kassa.services.refund_rules import due_by_rule
 from kassa.services.ttl_cache import TTLCache
-from kassa.services.views import Row, order_view, payment_view
+from kassa.services.views import Row, order_view, payment_view, refund_view
 
 log = logging.getLogger("kassa.orders")
 
@@ -732,13 +733,15 @@ class OrderService:
         payment_events: Sequence[tuple[str, Row]] = (),
     ) -> None:
         values = {**_state_values(step.state, row), "updated_at": now}
-        seq = row["event_seq"]
-        values["event_seq"] = seq + len(step.events) + len(payment_events)
-        values["version"] = row["version"] + 1
-        await tx.conn.execute(update(orders).where(orders.c.pk == row["pk"]).values(**values))
         qrows = [
             q._mapping for q in await tx.conn.execute(select(quotes).where(quotes.c.order_pk == row["pk"]))
         ]
+        # What this change makes due back to the customer, set aside now (services/refund_rules.py).
+        rule_refunds = await due_by_rule(tx, {**row, **values}, qrows, payment_rows, now)
+        seq = row["event_seq"]
+        values["event_seq"] = seq + len(step.events) + len(payment_events) + len(rule_refunds)
+        values["version"] = row["version"] + 1
+        await tx.conn.execute(update(orders).where(orders.c.pk == row["pk"]).values(**values))
         snapshot = {**row, **values}
         for event, payment in payment_events:
             await _post_payment(tx, row, event, payment, now)
@@ -772,6 +775,21 @@ class OrderService:
                 now=now,
                 callback_url=row["callback_url"],
                 customer_email=row["email"],
+            )
+        for refund in rule_refunds:
+            seq += 1
+            await emit(
+                tx,
+                merchant_pk=row["merchant_pk"],
+                type="refund.created",
+                object_type="refund",
+                object_id=refund["id"],
+                order_id=row["id"],
+                sequence=seq,
+                data=refund_view(refund, row["id"]),
+                test=row["test"],
+                now=now,
+                callback_url=row["callback_url"],
             )
         tx.order_changed(row["id"])
 

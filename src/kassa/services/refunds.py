@@ -17,7 +17,7 @@ from kassa.db.database import Database, Tx
 from kassa.db.pagination import newest_first
 from kassa.db.tables import orders, refunds
 from kassa.domain.ledger import refund_released, refund_reserved, refund_returned, refund_sent
-from kassa.domain.refunds import ACTIVE, RefundStatus, RefundTransitionError, move, refund_refusal, refundable
+from kassa.domain.refunds import RefundStatus, RefundTransitionError, move, refund_refusal, refundable
 from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.ids import new_id
 from kassa.rails.base import (
@@ -28,39 +28,17 @@ from kassa.rails.base import (
     SendRequest,
     SendUnsupported,
 )
-from kassa.rails.registry import get_rail
+from kassa.rails.registry import get_rail, known_rails
 from kassa.services import ledger
 from kassa.services.events import emit
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
-from kassa.services.views import Row, iso
+from kassa.services.refund_rules import held_total, sent_total
+from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
 
 TEST_DESTINATION = "test:customer"
-
-
-def refund_view(r: Row, order_id: str) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "object": "refund",
-        "order": order_id,
-        "amount": r["amount"],
-        "currency": r["currency"],
-        "method": r["method"],
-        "rail": r["rail"],
-        "reason": r["reason"],
-        "origin": r["origin"],
-        "status": r["status"],
-        "destination": r["destination"],
-        "reference": r["reference"],
-        "failure": r["failure"],
-        "test": r["test"],
-        "created_at": iso(r["created_at"]),
-        "updated_at": iso(r["updated_at"]),
-        "sent_at": iso(r["sent_at"]),
-        "confirmed_at": iso(r["confirmed_at"]),
-    }
 
 
 class RefundService:
@@ -109,7 +87,7 @@ class RefundService:
                 await tx.conn.execute(select(orders.c.pk).where(orders.c.id == view["id"]))
             ).scalar_one()
             row, _state = await self.orders.lock_current(tx, order_pk)
-            held = await _active_total(tx, order_pk)
+            held = await held_total(tx, order_pk)
             refusal = refund_refusal(
                 amount,
                 refundable(row["amount_confirmed"], held),
@@ -128,6 +106,7 @@ class RefundService:
                 "amount": amount,
                 "reason": reason,
                 "origin": "merchant",
+                "approved": True,
                 # Kassa needs an address only when it sends; a merchant sending by hand knows where.
                 "status": (
                     RefundStatus.PENDING
@@ -148,7 +127,8 @@ class RefundService:
             ).scalar_one()
             posting = refund_reserved(refund["id"], refund["currency"], amount)
             await ledger.post(tx, merchant_pk, posting, test=row["test"], now=now, order_id=row["id"])
-            await self._announce(tx, row, "refund.created", refund, now, refunded=held + amount)
+            refunded = await sent_total(tx, order_pk)
+            await self._announce(tx, row, "refund.created", refund, now, refunded=refunded)
         if refund["status"] == RefundStatus.PENDING.value:
             return await self.send(merchant_pk, refund["id"])
         return refund_view(refund, view["id"])
@@ -161,6 +141,8 @@ class RefundService:
             raise Conflict(
                 f"the refund is {refund['status']}; only a pending refund is sent", code="refund_not_pending"
             )
+        if not refund["approved"]:
+            raise Conflict("the refund waits for the merchant's approval", code="refund_not_approved")
         config = await self._config(merchant_pk, refund["rail"])
         request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
         try:
@@ -175,6 +157,50 @@ class RefundService:
         return await self._change(
             merchant_pk, refund_id, RefundStatus.SENT, reference=sent.reference, confirmed=sent.confirmed
         )
+
+    async def approve(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
+        """Let a refund made by rule go: sent at once when the rail can and knows where."""
+        refund, _order_id = await self._get(merchant_pk, refund_id)
+        if refund["status"] not in (RefundStatus.PENDING_DESTINATION.value, RefundStatus.PENDING.value):
+            raise Conflict(
+                f"the refund is {refund['status']}; there is nothing to approve", code="refund_state"
+            )
+        if not refund["approved"]:
+            async with self.db.transaction() as tx:
+                await tx.conn.execute(
+                    update(refunds)
+                    .where(refunds.c.pk == refund["pk"])
+                    .values(approved=True, updated_at=self.clock.now())
+                )
+        if refund["status"] == RefundStatus.PENDING.value:
+            return await self.send(merchant_pk, refund_id)
+        return await self.get(merchant_pk, refund_id)
+
+    async def send_due(self, limit: int = 100) -> int:
+        """The worker's pass: send approved pending refunds of rails that spend (made by rule under
+        the `automatic` policy, or left pending when the wallet could not be reached)."""
+        senders = [name for name in known_rails() if get_rail(name).can_send]
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(refunds.c.merchant_pk, refunds.c.id)
+                    .where(
+                        refunds.c.status == RefundStatus.PENDING.value,
+                        refunds.c.approved.is_(True),
+                        refunds.c.rail.in_(senders),
+                    )
+                    .order_by(refunds.c.pk)
+                    .limit(limit)
+                )
+            ).all()
+        sent = 0
+        for row in rows:
+            try:
+                after = await self.send(row.merchant_pk, row.id)
+            except Conflict:
+                continue  # it moved on meanwhile
+            sent += after["status"] != RefundStatus.PENDING.value
+        return sent
 
     async def mark_sent(self, merchant_pk: int, refund_id: str, reference: str) -> dict[str, Any]:
         """The merchant sent it by hand: the transaction's id."""
@@ -268,11 +294,11 @@ class RefundService:
                 confirm = {"status": RefundStatus.CONFIRMED.value, "confirmed_at": now}
                 await tx.conn.execute(update(refunds).where(refunds.c.pk == refund["pk"]).values(**confirm))
                 events.append("refund.confirmed")
-            held = await _active_total(tx, row["pk"])
+            refunded = await sent_total(tx, row["pk"])
             for index, name in enumerate(events):
                 if name == "refund.confirmed":
                     refund.update(confirm)
-                await self._announce(tx, row, name, refund, now, refunded=held, bump=index)
+                await self._announce(tx, row, name, refund, now, refunded=refunded, bump=index)
             return refund_view(refund, row["id"])
 
     async def _announce(
@@ -309,13 +335,3 @@ class RefundService:
             callback_url=order["callback_url"],
         )
         tx.order_changed(order["id"])
-
-
-async def _active_total(tx: Tx, order_pk: int) -> int:
-    """What the order's refunds hold (all but canceled and failed ones). Summed in Python: exact."""
-    rows = await tx.conn.execute(
-        select(refunds.c.amount).where(
-            refunds.c.order_pk == order_pk, refunds.c.status.in_([s.value for s in ACTIVE])
-        )
-    )
-    return sum(r.amount for r in rows)

@@ -118,3 +118,27 @@ def order_view(
 
 def etag(order_id: str, version: int) -> str:
     return f'"{order_id}.{version}"'
+
+
+def refund_view(r: Row, order_id: str) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "object": "refund",
+        "order": order_id,
+        "amount": r["amount"],
+        "currency": r["currency"],
+        "method": r["method"],
+        "rail": r["rail"],
+        "reason": r["reason"],
+        "origin": r["origin"],
+        "approved": r["approved"],
+        "status": r["status"],
+        "destination": r["destination"],
+        "reference": r["reference"],
+        "failure": r["failure"],
+        "test": r["test"],
+        "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+        "sent_at": iso(r["sent_at"]),
+        "confirmed_at": iso(r["confirmed_at"]),
+    }

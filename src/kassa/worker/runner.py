@@ -33,6 +33,7 @@ class Worker:
             moved += batch
             if len(due) < 200 or batch == 0:
                 break
+        await self.runtime.refunds.send_due()
         self._ticks += 1
         if self._ticks % 600 == 1:
             await self.prune()

@@ -1,4 +1,4 @@
-"""refunds
+"""refunds, and the merchant's refund policy
 
 Revision ID: 0008
 Revises: 0007
@@ -23,6 +23,10 @@ BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("merchants", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("refund_policy", sa.String(length=20), server_default="approve", nullable=False)
+        )
     op.create_table(
         "refunds",
         sa.Column("pk", PrimaryKey, autoincrement=True, nullable=False),
@@ -35,6 +39,7 @@ def upgrade() -> None:
         sa.Column("amount", Amount(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("origin", sa.String(length=20), nullable=False),
+        sa.Column("approved", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("destination", sa.Text(), nullable=True),
         sa.Column("reference", sa.String(length=200), nullable=True),
@@ -62,3 +67,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("refunds")
+    with op.batch_alter_table("merchants", schema=None) as batch_op:
+        batch_op.drop_column("refund_policy")
