@@ -414,4 +414,5 @@ refunds = Table(
     Column("confirmed_at", UTCDateTime),
     Index("ix_refunds_merchant_pk_pk", "merchant_pk", "pk"),
     Index("ix_refunds_order_pk", "order_pk"),
+    Index("ix_refunds_status", "status"),  # the worker's pass looks for pending ones
 )

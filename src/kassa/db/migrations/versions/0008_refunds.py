@@ -63,6 +63,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_refunds_merchant_pk_pk", "refunds", ["merchant_pk", "pk"])
     op.create_index("ix_refunds_order_pk", "refunds", ["order_pk"])
+    op.create_index("ix_refunds_status", "refunds", ["status"])
 
 
 def downgrade() -> None:
