@@ -26,6 +26,7 @@ from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
+from kassa.services.refund_links import RefundLinks
 from kassa.services.refunds import RefundService
 from kassa.services.sessions import SessionService
 from kassa.services.submissions import SubmissionService
@@ -95,6 +96,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     rates = RateCache(
         build_rate_source(settings.rates, None, clock), clock, timedelta(seconds=settings.rate_max_age)
     )
+    links = RefundLinks(
+        settings.resolved_secret_key(), settings.base_url, timedelta(days=settings.refund_link_days), clock
+    )
     orders = OrderService(
         db,
         clock,
@@ -103,6 +107,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         Quoter(rates, timedelta(seconds=settings.quote_lifetime)),
         merchant_cache,
     )
+    orders.refund_links = links
     runtime = Runtime(
         settings=settings,
         db=db,
@@ -127,7 +132,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         submissions=SubmissionService(db, clock, orders, methods),
         gateways=GatewayService(db, orders, methods),
         ledger=LedgerService(db),
-        refunds=RefundService(db, clock, orders, methods),
+        refunds=RefundService(db, clock, orders, methods, links),
         sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)

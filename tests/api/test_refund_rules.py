@@ -59,13 +59,15 @@ def test_an_underpaid_order_owes_its_money_back_after_approval(
     assert (rule["origin"], rule["amount"], rule["status"], rule["approved"]) == (
         "underpaid",
         400,
-        "pending",
+        "pending_destination",
         False,
     )
     assert events_of(api, placed["id"])[-3:] == ["order.expired", "order.underpaid", "refund.created"]
     (usd,) = api.get("/api/v1/balances", params={"test": "true"}).json()["data"]
     assert (usd["available"], usd["accounts"]["refunds_payable"]) == (0, 400)
-    # Waiting for approval: the worker does not send it, and the merchant cannot take the money twice.
+    # The customer gives the address; it waits for approval: the worker does not send it, and the
+    # merchant cannot take the same money twice.
+    assert httpx.post(rule["destination_url"], data={"destination": "test:payer"}).status_code == 200
     kassa.tick()
     assert refunds_of(api, placed["id"])[0]["status"] == "pending"
     assert api.post(f"/api/v1/orders/{placed['id']}/refunds", json={"amount": 1}).status_code == 400
@@ -88,9 +90,12 @@ def test_automatic_policy_sends_an_overpayments_excess(kassa: KassaServer, api: 
         "overpaid",
         500,
         True,
-        "pending",
+        "pending_destination",
     )
-    kassa.tick()  # the worker sends approved refunds of rails that spend
+    kassa.tick()  # nowhere to send it yet
+    assert refunds_of(api, placed["id"])[0]["status"] == "pending_destination"
+    given = httpx.post(rule["destination_url"], data={"destination": "test:payer"})  # approved: sent at once
+    assert given.status_code == 200 and 'data-status="confirmed"' in given.text
     (sent,) = refunds_of(api, placed["id"])
     assert sent["status"] == "confirmed" and sent["reference"] == f"test-sent:{rule['id']}"
     assert api.get(f"/api/v1/orders/{placed['id']}").json()["amount_refunded"] == 500

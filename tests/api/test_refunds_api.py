@@ -25,12 +25,19 @@ def balances(api: httpx.Client) -> dict[str, int]:
 
 def test_partial_and_repeated_refunds_go_back_at_once(kassa: KassaServer, api: httpx.Client) -> None:
     order = paid_order(api, 2500)
-    first = refund(api, order["id"], amount=1000, reason="one item was out of stock")
+    first = refund(
+        api, order["id"], amount=1000, reason="one item was out of stock", destination="test:customer"
+    )
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["status"] == "confirmed" and body["destination"] == "test:customer"
     assert body["reference"] == f"test-sent:{body['id']}" and body["sent_at"] and body["confirmed_at"]
-    assert (body["amount"], body["currency"], body["origin"]) == (1000, "USD", "merchant")
+    assert (body["amount"], body["currency"], body["origin"], body["destination_url"]) == (
+        1000,
+        "USD",
+        "merchant",
+        None,
+    )
     assert api.get(f"/api/v1/orders/{order['id']}").json()["amount_refunded"] == 1000
     assert balances(api) == {
         "incoming": -1500,
@@ -121,7 +128,7 @@ def test_concurrent_refunds_over_the_limit_only_one_wins(
             base_url=kassa.base_url, headers={"Authorization": f"Bearer {merchant[1]}"}, timeout=30
         ) as client:
             barrier.wait()
-            answers.append(refund(client, order["id"], amount=1500))
+            answers.append(refund(client, order["id"], amount=1500, destination="test:payer"))
 
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for t in threads:
@@ -136,10 +143,56 @@ def test_concurrent_refunds_over_the_limit_only_one_wins(
 
 def test_state_moves_that_cannot_happen(kassa: KassaServer, api: httpx.Client) -> None:
     order = paid_order(api, 600)
-    done = refund(api, order["id"], amount=100).json()
+    done = refund(api, order["id"], amount=100, destination="test:customer").json()
     cancel = api.post(f"/api/v1/refunds/{done['id']}/cancel")
     assert cancel.status_code == 409 and cancel.json()["error"]["code"] == "refund_state"
     marked = api.post(f"/api/v1/refunds/{done['id']}/sent", json={"reference": "tx1"})
     assert marked.status_code == 409
     assert api.post(f"/api/v1/refunds/{done['id']}/sent", json={"reference": ""}).status_code == 400
     assert api.get("/api/v1/refunds/rfd_nope").status_code == 404
+
+
+def test_the_customer_gives_the_address_through_the_link(kassa: KassaServer, api: httpx.Client) -> None:
+    order = paid_order(api, 700)
+    asked = refund(api, order["id"], amount=700).json()
+    assert asked["status"] == "pending_destination" and asked["destination"] is None
+    link = asked["destination_url"]
+    assert link.startswith(f"{kassa.base_url}/refund/") and asked["id"] not in link.rsplit("/", 1)[1][:10]
+    with httpx.Client(timeout=10) as browser:
+        page = browser.get(link)
+        assert page.status_code == 200 and 'data-status="pending_destination"' in page.text
+        assert "Your USD address" in page.text and "700 USD" in page.text.replace("7.00 USD", "700 USD")
+        bad = browser.post(link, data={"destination": "bc1qnotatestaddress"})
+        assert bad.status_code == 400 and "test:" in bad.text
+        empty = browser.post(link, data={"destination": "  "})
+        assert empty.status_code == 400
+        assert api.get(f"/api/v1/refunds/{asked['id']}").json()["status"] == "pending_destination"
+        sent = browser.post(link, data={"destination": "test:the-payers-wallet"})
+        assert sent.status_code == 200 and 'data-status="confirmed"' in sent.text
+        again = browser.post(link, data={"destination": "test:someone-else"})
+        assert again.status_code == 409
+        forged = browser.get(link[:-3] + ("abc" if not link.endswith("abc") else "xyz"))
+        assert forged.status_code == 404
+    done = api.get(f"/api/v1/refunds/{asked['id']}").json()
+    assert (done["status"], done["destination"], done["destination_url"]) == (
+        "confirmed",
+        "test:the-payers-wallet",
+        None,
+    )
+    ledger_ok(kassa)
+
+
+def test_a_refund_link_expires(kassa: KassaServer, api: httpx.Client) -> None:
+    order = paid_order(api, 300)
+    link = refund(api, order["id"], amount=300).json()["destination_url"]
+    before = kassa.clock.now()
+    kassa.clock.advance(8 * 86400)
+    try:
+        with httpx.Client(timeout=10) as browser:
+            expired = browser.get(link)
+            assert expired.status_code == 410 and "expired" in expired.text
+            assert browser.post(link, data={"destination": "test:late"}).status_code == 410
+    finally:
+        kassa.clock.advance((before - kassa.clock.now()).total_seconds())
+    fresh = api.get(f"/api/v1/orders/{order['id']}/refunds").json()["data"][0]["destination_url"]
+    assert httpx.get(fresh).status_code == 200  # the merchant reads the refund: a new link

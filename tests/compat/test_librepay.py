@@ -226,11 +226,12 @@ def test_rule_1_insufficient_payment_expires_underpaid_with_a_refund_due(
         "underpaid",
         4,
         False,
-        "pending",
+        "pending_destination",
     )
-    # ... who lets it go: the funds are sent back (the test rail sends at once), nothing is due.
-    sent = lp.api.post(f"/api/v1/refunds/{rule['id']}/approve")
-    assert sent.status_code == 200 and sent.json()["status"] == "confirmed", sent.text
+    # ... who lets it go; the customer says where (the link), and the test rail sends at once.
+    assert lp.api.post(f"/api/v1/refunds/{rule['id']}/approve").status_code == 200
+    sent = httpx.post(rule["destination_url"], data={"destination": "test:payer"})
+    assert sent.status_code == 200 and 'data-status="confirmed"' in sent.text, sent.text
     assert lp.get(selector)["refundDue"] == 0
 
 

@@ -51,7 +51,9 @@ def test_unpaid_then_paid(shop: TalerShop) -> None:
 def test_refunded(shop: TalerShop) -> None:
     order = shop.create(order_id="refunded-1")
     shop.pay(order)
-    refund = shop.api.post(f"/api/v1/orders/{order['id']}/refunds", json={"amount": 150})
+    refund = shop.api.post(
+        f"/api/v1/orders/{order['id']}/refunds", json={"amount": 150, "destination": "test:payer"}
+    )
     assert refund.status_code == 201, refund.text  # the test rail sends it at once
     assert shop.answer(order) == {"paid": True, "refunded": True, "refund_amount": "USD:1.50"}
     untouched = shop.create(order_id="refunded-2")

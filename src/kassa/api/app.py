@@ -24,6 +24,7 @@ from kassa.api.routes_refunds import router as refunds_router
 from kassa.api.routes_test import router as test_router
 from kassa.api.routes_webhooks import router as webhooks_router
 from kassa.api.schemas import Health
+from kassa.checkout.refund_routes import router as refund_page_router
 from kassa.checkout.routes import router as checkout_router
 from kassa.compat.knockturn import router as knockturn_router
 from kassa.compat.librepay import router as librepay_router
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     app.include_router(gateways_router)
     app.include_router(servebase_router)  # before the checkout's /pay/{order_id} routes
     app.include_router(checkout_router)
+    app.include_router(refund_page_router)
     app.include_router(knockturn_router)
     app.include_router(librepay_router)
     app.include_router(taler_router)

@@ -505,6 +505,9 @@ class RefundOut(BaseModel):
     approved: bool
     status: Literal["pending_destination", "pending", "sent", "confirmed", "failed", "canceled"]
     destination: str | None
+    destination_url: str | None = Field(
+        description="while the address is unknown: the customer's link to give it (signed, expiring)"
+    )
     reference: str | None
     failure: str | None
     test: bool

@@ -154,6 +154,7 @@ class OrderService:
         self.quoter = quoter
         self.merchant_cache = merchant_cache or TTLCache(0)
         self.inserter = OrderInserter(db) if db.is_postgres else None
+        self.refund_links: Any = None  # services/refund_links.py, set by the runtime
 
     # ----- creation -----------------------------------------------------------------------
 
@@ -786,7 +787,7 @@ class OrderService:
                 object_id=refund["id"],
                 order_id=row["id"],
                 sequence=seq,
-                data=refund_view(refund, row["id"]),
+                data=refund_view(refund, row["id"], self.refund_links),
                 test=row["test"],
                 now=now,
                 callback_url=row["callback_url"],

@@ -26,7 +26,6 @@ from kassa.rails.registry import UnknownRail, get_rail
 from kassa.services import ledger
 from kassa.services.views import Row
 
-TEST_DESTINATION = "test:customer"
 SENT = (RefundStatus.SENT.value, RefundStatus.CONFIRMED.value)
 
 
@@ -87,8 +86,7 @@ async def due_by_rule(
     policy = (
         await tx.conn.execute(select(merchants.c.refund_policy).where(merchants.c.pk == order["merchant_pk"]))
     ).scalar_one()
-    destination = TEST_DESTINATION if rail.test else None
-    pending = destination is not None or not rail.can_send  # a merchant sending by hand knows where
+    pending = not rail.can_send  # Kassa asks the customer where to send; a merchant by hand knows
     refund: dict[str, Any] = {
         "id": new_id("rfd"),
         "merchant_pk": order["merchant_pk"],
@@ -101,7 +99,7 @@ async def due_by_rule(
         "origin": rule_of(order["status"], order["exception"]),
         "approved": policy == "automatic",
         "status": (RefundStatus.PENDING if pending else RefundStatus.PENDING_DESTINATION).value,
-        "destination": destination,
+        "destination": None,
         "reference": None,
         "failure": None,
         "test": order["test"],

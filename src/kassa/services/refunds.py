@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
 from kassa.db.pagination import newest_first
-from kassa.db.tables import orders, refunds
+from kassa.db.tables import merchants, orders, refunds
 from kassa.domain.ledger import refund_released, refund_reserved, refund_returned, refund_sent
 from kassa.domain.refunds import RefundStatus, RefundTransitionError, move, refund_refusal, refundable
 from kassa.errors import Conflict, InvalidRequest, NotFound
@@ -33,22 +33,30 @@ from kassa.services import ledger
 from kassa.services.events import emit
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
+from kassa.services.refund_links import LinkInvalid, RefundLinks
 from kassa.services.refund_rules import held_total, sent_total
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
 
-TEST_DESTINATION = "test:customer"
-
 
 class RefundService:
     def __init__(
-        self, db: Database, clock: Clock, orders_service: OrderService, methods: PaymentMethodService
+        self,
+        db: Database,
+        clock: Clock,
+        orders_service: OrderService,
+        methods: PaymentMethodService,
+        links: RefundLinks,
     ) -> None:
         self.db = db
         self.clock = clock
         self.orders = orders_service
         self.methods = methods
+        self.links = links
+
+    def _view(self, refund: Row, order_id: str) -> dict[str, Any]:
+        return refund_view(refund, order_id, self.links)
 
     async def _config(self, merchant_pk: int, rail: str) -> RailConfig:
         config = await self.methods.config(merchant_pk, rail, enabled_only=False)
@@ -74,8 +82,6 @@ class RefundService:
             )
         config = await self._config(merchant_pk, quote["rail"])
         rail = get_rail(config.rail)
-        if destination is None and rail.test:
-            destination = TEST_DESTINATION
         if destination is not None:
             try:
                 destination = rail.check_destination(config, destination)
@@ -131,7 +137,7 @@ class RefundService:
             await self._announce(tx, row, "refund.created", refund, now, refunded=refunded)
         if refund["status"] == RefundStatus.PENDING.value:
             return await self.send(merchant_pk, refund["id"])
-        return refund_view(refund, view["id"])
+        return self._view(refund, view["id"])
 
     async def send(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         """Ask the rail to send a pending refund. Rails that cannot spend leave it pending for the
@@ -148,15 +154,67 @@ class RefundService:
         try:
             sent = await get_rail(config.rail).send(config, request)
         except SendUnsupported:
-            return refund_view(refund, order_id)  # the merchant sends it and marks it sent
+            return self._view(refund, order_id)  # the merchant sends it and marks it sent
         except CounterpartUnavailable as exc:
             log.warning("refund %s: the wallet cannot be reached: %s", refund_id, exc)
-            return refund_view(refund, order_id)
+            return self._view(refund, order_id)
         except SendRefused as exc:
             return await self._change(merchant_pk, refund_id, RefundStatus.FAILED, failure=str(exc)[:500])
         return await self._change(
             merchant_pk, refund_id, RefundStatus.SENT, reference=sent.reference, confirmed=sent.confirmed
         )
+
+    async def for_link(self, token: str) -> tuple[dict[str, Any], str]:
+        """The refund a customer's link names, with its merchant's name (LinkInvalid, LinkExpired)."""
+        refund_id = self.links.read(token)
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(refunds, orders.c.id.label("order_id"), merchants.c.name.label("merchant"))
+                    .join(orders, orders.c.pk == refunds.c.order_pk)
+                    .join(merchants, merchants.c.pk == refunds.c.merchant_pk)
+                    .where(refunds.c.id == refund_id)
+                )
+            ).first()
+        if row is None:
+            raise LinkInvalid("this refund no longer exists")
+        values = dict(row._mapping)
+        return self._view(values, values["order_id"]), values["merchant"]
+
+    async def set_destination(self, token: str, destination: str) -> dict[str, Any]:
+        """The customer says where the refund goes; sent at once when it is approved and the rail spends."""
+        view, _merchant = await self.for_link(token)
+        if view["status"] != RefundStatus.PENDING_DESTINATION.value:
+            raise Conflict("this refund already has its address", code="refund_state")
+        merchant_pk = await self._merchant_of(view["id"])
+        config = await self._config(merchant_pk, view["rail"])
+        try:
+            checked = get_rail(config.rail).check_destination(config, destination)
+        except DestinationInvalid as exc:
+            raise InvalidRequest(str(exc), param="destination") from None
+        found, _order_id = await self._get(merchant_pk, view["id"])
+        async with self.db.transaction() as tx:
+            await self.orders.lock_current(tx, found["order_pk"])
+            changed = await tx.conn.execute(
+                update(refunds)
+                .where(
+                    refunds.c.pk == found["pk"], refunds.c.status == RefundStatus.PENDING_DESTINATION.value
+                )
+                .values(status=RefundStatus.PENDING.value, destination=checked, updated_at=self.clock.now())
+            )
+            if not changed.rowcount:
+                raise Conflict("this refund already has its address", code="refund_state")
+        if found["approved"]:
+            return await self.send(merchant_pk, view["id"])
+        return await self.get(merchant_pk, view["id"])
+
+    async def _merchant_of(self, refund_id: str) -> int:
+        async with self.db.read() as conn:
+            return int(
+                (
+                    await conn.execute(select(refunds.c.merchant_pk).where(refunds.c.id == refund_id))
+                ).scalar_one()
+            )
 
     async def approve(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         """Let a refund made by rule go: sent at once when the rail can and knows where."""
@@ -211,7 +269,7 @@ class RefundService:
 
     async def get(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         refund, order_id = await self._get(merchant_pk, refund_id)
-        return refund_view(refund, order_id)
+        return self._view(refund, order_id)
 
     async def for_order(
         self, merchant_pk: int, order_ref: str, limit: int, starting_after: str | None
@@ -227,7 +285,7 @@ class RefundService:
             rows, more = await newest_first(
                 conn, refunds, query, scope, limit=limit, starting_after=starting_after, noun="refund"
             )
-        return [refund_view(r, view["id"]) for r in rows], more
+        return [self._view(r, view["id"]) for r in rows], more
 
     # ----- internals ----------------------------------------------------------------------
 
@@ -264,7 +322,7 @@ class RefundService:
             )
             current = RefundStatus(refund["status"])
             if current is target and (target is not RefundStatus.SENT or refund["reference"] == reference):
-                return refund_view(refund, row["id"])  # the same change again
+                return self._view(refund, row["id"])  # the same change again
             try:
                 move(current, target)
             except RefundTransitionError as exc:
@@ -299,7 +357,7 @@ class RefundService:
                 if name == "refund.confirmed":
                     refund.update(confirm)
                 await self._announce(tx, row, name, refund, now, refunded=refunded, bump=index)
-            return refund_view(refund, row["id"])
+            return self._view(refund, row["id"])
 
     async def _announce(
         self,
@@ -329,7 +387,7 @@ class RefundService:
             object_id=refund["id"],
             order_id=order["id"],
             sequence=sequence,
-            data=refund_view(refund, order["id"]),
+            data=self._view(refund, order["id"]),
             test=order["test"],
             now=now,
             callback_url=order["callback_url"],

@@ -120,7 +120,9 @@ def etag(order_id: str, version: int) -> str:
     return f'"{order_id}.{version}"'
 
 
-def refund_view(r: Row, order_id: str) -> dict[str, Any]:
+def refund_view(r: Row, order_id: str, links: Any = None) -> dict[str, Any]:
+    """`links` (services/refund_links.py) gives a refund waiting for its address the customer's link."""
+    waiting = links is not None and r["status"] == "pending_destination"
     return {
         "id": r["id"],
         "object": "refund",
@@ -134,6 +136,7 @@ def refund_view(r: Row, order_id: str) -> dict[str, Any]:
         "approved": r["approved"],
         "status": r["status"],
         "destination": r["destination"],
+        "destination_url": links.url(r["id"]) if waiting else None,
         "reference": r["reference"],
         "failure": r["failure"],
         "test": r["test"],
