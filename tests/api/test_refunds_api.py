@@ -159,6 +159,8 @@ def test_the_customer_gives_the_address_through_the_link(kassa: KassaServer, api
     link = asked["destination_url"]
     assert link.startswith(f"{kassa.base_url}/refund/") and asked["id"] not in link.rsplit("/", 1)[1][:10]
     with httpx.Client(timeout=10) as browser:
+        checkout = browser.get(f"{kassa.base_url}/pay/{order['id']}")
+        assert 'id="refund-claim"' in checkout.text and link.rsplit("/", 1)[1] in checkout.text
         page = browser.get(link)
         assert page.status_code == 200 and 'data-status="pending_destination"' in page.text
         assert "Your USD address" in page.text and "700 USD" in page.text.replace("7.00 USD", "700 USD")
@@ -173,6 +175,7 @@ def test_the_customer_gives_the_address_through_the_link(kassa: KassaServer, api
         assert again.status_code == 409
         forged = browser.get(link[:-3] + ("abc" if not link.endswith("abc") else "xyz"))
         assert forged.status_code == 404
+        assert 'id="refund-claim"' not in browser.get(f"{kassa.base_url}/pay/{order['id']}").text
     done = api.get(f"/api/v1/refunds/{asked['id']}").json()
     assert (done["status"], done["destination"], done["destination_url"]) == (
         "confirmed",

@@ -33,6 +33,7 @@ from kassa.api.longpoll import wait_for_change
 from kassa.checkout.assets import BY_NAME, asset_url
 from kassa.checkout.present import TEST_ACTIONS, Checkout, amount_for, present, status_payload
 from kassa.checkout.security import page_headers, same_origin_post
+from kassa.domain.money import Money
 from kassa.errors import KassaError, NotFound
 from kassa.services.gateways import GatewayUrls, gateway_notify_url
 from kassa.services.merchants import Merchant
@@ -158,12 +159,16 @@ async def checkout_page(request: Request, order_id: str, notice: str | None = No
         return _not_found(request)
     order, merchant = loaded
     co = _present(request, order, merchant)
+    waiting = (
+        await runtime_of(request).refunds.waiting_for_address(order_id) if order["amount_confirmed"] else []
+    )
     return _html(
         "order.html",
         form_targets=(co.cancel_url,),
         co=co,
         urls=_urls(_prefix(request), order_id),
         notice=NOTICES.get(notice or ""),
+        refunds=[(Money(r["amount"], r["currency"]).display(), r["destination_url"]) for r in waiting],
     )
 
 

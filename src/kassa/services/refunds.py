@@ -164,6 +164,18 @@ class RefundService:
             merchant_pk, refund_id, RefundStatus.SENT, reference=sent.reference, confirmed=sent.confirmed
         )
 
+    async def waiting_for_address(self, order_id: str) -> list[dict[str, Any]]:
+        """An order's refunds that wait for the customer's address, with their links (the checkout
+        page shows them: whoever has the order's page is the customer)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(refunds)
+                .join(orders, orders.c.pk == refunds.c.order_pk)
+                .where(orders.c.id == order_id, refunds.c.status == RefundStatus.PENDING_DESTINATION.value)
+                .order_by(refunds.c.pk)
+            )
+            return [self._view(r._mapping, order_id) for r in rows]
+
     async def for_link(self, token: str) -> tuple[dict[str, Any], str]:
         """The refund a customer's link names, with its merchant's name (LinkInvalid, LinkExpired)."""
         refund_id = self.links.read(token)
