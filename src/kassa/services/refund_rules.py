@@ -86,7 +86,35 @@ async def due_by_rule(
     policy = (
         await tx.conn.execute(select(merchants.c.refund_policy).where(merchants.c.pk == order["merchant_pk"]))
     ).scalar_one()
-    pending = not rail.can_send  # Kassa asks the customer where to send; a merchant by hand knows
+    refund = await record_refund(
+        tx,
+        order,
+        quote,
+        rail,
+        amount=due - held,
+        origin=rule_of(order["status"], order["exception"]),
+        approved=policy == "automatic",
+        now=now,
+    )
+    return [refund]
+
+
+async def record_refund(
+    tx: Tx,
+    order: Row,
+    quote: Row,
+    rail: Any,
+    *,
+    amount: int,
+    origin: str,
+    approved: bool,
+    now: datetime,
+    reason: str | None = None,
+    destination: str | None = None,
+) -> dict[str, Any]:
+    """Insert a refund of the order's paid method and set its amount aside in the ledger. Kassa needs
+    an address only when it sends; a merchant sending by hand knows where."""
+    pending = destination is not None or not rail.can_send
     refund: dict[str, Any] = {
         "id": new_id("rfd"),
         "merchant_pk": order["merchant_pk"],
@@ -94,12 +122,12 @@ async def due_by_rule(
         "rail": quote["rail"],
         "method": quote["method"],
         "currency": quote["currency"],
-        "amount": due - held,
-        "reason": None,
-        "origin": rule_of(order["status"], order["exception"]),
-        "approved": policy == "automatic",
+        "amount": amount,
+        "reason": reason,
+        "origin": origin,
+        "approved": approved,
         "status": (RefundStatus.PENDING if pending else RefundStatus.PENDING_DESTINATION).value,
-        "destination": None,
+        "destination": destination,
         "reference": None,
         "failure": None,
         "test": order["test"],
@@ -111,6 +139,6 @@ async def due_by_rule(
     refund["pk"] = (
         await tx.conn.execute(insert(refunds).values(**refund).returning(refunds.c.pk))
     ).scalar_one()
-    posting = refund_reserved(refund["id"], refund["currency"], refund["amount"])
+    posting = refund_reserved(refund["id"], refund["currency"], amount)
     await ledger.post(tx, order["merchant_pk"], posting, test=order["test"], now=now, order_id=order["id"])
-    return [refund]
+    return refund

@@ -10,16 +10,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
 from kassa.db.pagination import newest_first
 from kassa.db.tables import merchants, orders, refunds
-from kassa.domain.ledger import refund_released, refund_reserved, refund_returned, refund_sent
+from kassa.domain.ledger import refund_released, refund_returned, refund_sent
 from kassa.domain.refunds import RefundStatus, RefundTransitionError, move, refund_refusal, refundable
 from kassa.errors import Conflict, InvalidRequest, NotFound
-from kassa.ids import new_id
 from kassa.rails.base import (
     CounterpartUnavailable,
     DestinationInvalid,
@@ -34,7 +33,7 @@ from kassa.services.events import emit
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.refund_links import LinkInvalid, RefundLinks
-from kassa.services.refund_rules import held_total, sent_total
+from kassa.services.refund_rules import held_total, record_refund, sent_total
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
@@ -102,37 +101,18 @@ class RefundService:
             )
             if refusal is not None:
                 raise InvalidRequest(refusal, param="currency" if "currency" in refusal else "amount")
-            refund = {
-                "id": new_id("rfd"),
-                "merchant_pk": merchant_pk,
-                "order_pk": order_pk,
-                "rail": quote["rail"],
-                "method": quote["method"],
-                "currency": quote["currency"],
-                "amount": amount,
-                "reason": reason,
-                "origin": "merchant",
-                "approved": True,
-                # Kassa needs an address only when it sends; a merchant sending by hand knows where.
-                "status": (
-                    RefundStatus.PENDING
-                    if destination or not rail.can_send
-                    else RefundStatus.PENDING_DESTINATION
-                ).value,
-                "destination": destination,
-                "reference": None,
-                "failure": None,
-                "test": row["test"],
-                "created_at": now,
-                "updated_at": now,
-                "sent_at": None,
-                "confirmed_at": None,
-            }
-            refund["pk"] = (
-                await tx.conn.execute(insert(refunds).values(**refund).returning(refunds.c.pk))
-            ).scalar_one()
-            posting = refund_reserved(refund["id"], refund["currency"], amount)
-            await ledger.post(tx, merchant_pk, posting, test=row["test"], now=now, order_id=row["id"])
+            refund = await record_refund(
+                tx,
+                row,
+                quote,
+                rail,
+                amount=amount,
+                origin="merchant",
+                approved=True,
+                now=now,
+                reason=reason,
+                destination=destination,
+            )
             refunded = await sent_total(tx, order_pk)
             await self._announce(tx, row, "refund.created", refund, now, refunded=refunded)
         if refund["status"] == RefundStatus.PENDING.value:
