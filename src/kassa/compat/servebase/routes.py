@@ -297,11 +297,17 @@ async def notify_gateway(request: Request, name: str) -> Response:
     return await _notify(request, name)
 
 
+async def _front_for(request: Request, name: str | None) -> Front:
+    """The front, when `name` (a gateway-specific route's) is the configured gateway or not given."""
+    front = await _front(request)
+    if name is not None and name != front.cfg.gateway:
+        raise ServebaseError(wire.NOT_FOUND, f"gateway {name[:40]!r} is not configured")
+    return front
+
+
 async def _notify(request: Request, name: str | None) -> Response:
     try:
-        front = await _front(request)
-        if name is not None and name != front.cfg.gateway:
-            raise ServebaseError(wire.NOT_FOUND, f"gateway {name[:40]!r} is not configured")
+        front = await _front_for(request, name)
         await _take_notice(request, front, await _fields(request))
     except ServebaseError as exc:
         return _lderror(exc)
@@ -342,9 +348,7 @@ async def done_gateway(request: Request, name: str) -> Response:
 
 async def _done(request: Request, name: str | None) -> Response:
     try:
-        front = await _front(request)
-        if name is not None and name != front.cfg.gateway:
-            raise ServebaseError(wire.NOT_FOUND, f"gateway {name[:40]!r} is not configured")
+        front = await _front_for(request, name)
         fields = await _page_fields(request)
         if "TradeInfo" in fields:  # NewebPay posts its result here too: taken like its notification
             order: dict[str, Any] | None = await _take_notice(request, front, fields)
