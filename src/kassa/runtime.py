@@ -90,15 +90,14 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
-    box = SecretBox(settings.resolved_secret_key())
+    secret_key = settings.resolved_secret_key()  # read (or made) once
+    box = SecretBox(secret_key)
     merchant_cache: TTLCache[Any] = TTLCache(settings.cache_seconds)
     methods = PaymentMethodService(db, clock, box, merchant_cache)
     rates = RateCache(
         build_rate_source(settings.rates, None, clock), clock, timedelta(seconds=settings.rate_max_age)
     )
-    links = RefundLinks(
-        settings.resolved_secret_key(), settings.base_url, timedelta(days=settings.refund_link_days), clock
-    )
+    links = RefundLinks(secret_key, settings.base_url, timedelta(days=settings.refund_link_days), clock)
     orders = OrderService(
         db,
         clock,
@@ -106,8 +105,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         methods,
         Quoter(rates, timedelta(seconds=settings.quote_lifetime)),
         merchant_cache,
+        links,
     )
-    orders.refund_links = links
     runtime = Runtime(
         settings=settings,
         db=db,

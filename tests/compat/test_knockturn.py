@@ -107,6 +107,14 @@ def test_credentials_of_another_merchant_or_none_are_refused(
     assert theirs.api.get("/api/v1/orders/x1").status_code == 404
 
 
+def test_a_body_nested_too_deeply_is_a_400(ka_shop: KAShop) -> None:
+    response = ka_shop.api.post(
+        ka_shop.ka, content=b"[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "body_invalid"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [

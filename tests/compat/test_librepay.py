@@ -153,6 +153,20 @@ def test_bad_invoice_requests_say_what_is_wrong(lp: LPShop, raw: str, param: str
     assert response.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000,  # nested too deeply for the JSON reader
+        '{"successUrl": "http://a.example/ok", "cancelUrl": "http://a.example/no", "currency": "usd",'
+        ' "cart": [{"price": 1e999999, "name": "x"}]}',  # a number beyond any amount
+    ],
+)
+def test_bodies_the_json_reader_or_decimal_cannot_take_are_a_400(lp: LPShop, raw: str) -> None:
+    response = lp.create(raw=raw)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_prices_convert_exactly(lp: LPShop) -> None:
     selector = lp.invoice(cart(12.35, quantity=3))
     assert lp.get(selector)["totalPrice"] == 37.05

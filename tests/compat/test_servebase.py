@@ -117,7 +117,7 @@ def test_sign_needs_the_merchants_key(dummy_shop: ServebaseShop, kassa: KassaSer
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"payload": {"amount": "12.5"}}, "whole number"),
+        ({"payload": {"amount": "12.5"}}, "0 decimal places"),
         ({"payload": {"amount": "-3"}}, "positive"),
         ({"payload": {"amount": "abc"}}, "not a number"),
         ({"payload": {"amount": True}}, "string"),

@@ -79,7 +79,11 @@ def test_amounts_up_to_2_256_are_exact(amount: int) -> None:
 def test_unbalanced_or_bad_postings_are_refused(entries: tuple[Entry, ...]) -> None:
     with pytest.raises(UnbalancedPosting):
         Posting("k", PostingKind.PAYMENT, entries).check()
-    with pytest.raises(UnbalancedPosting):
-        Posting(
-            "", PostingKind.PAYMENT, (Entry(Account.BALANCE, "X", 1), Entry(Account.INCOMING, "X", -1))
-        ).check()
+
+
+def test_a_posting_needs_a_key() -> None:
+    balanced = (Entry(Account.BALANCE, "X", 1), Entry(Account.INCOMING, "X", -1))
+    Posting("k", PostingKind.PAYMENT, balanced).check()
+    for key in ("", "k" * 201):
+        with pytest.raises(UnbalancedPosting, match="key"):
+            Posting(key, PostingKind.PAYMENT, balanced).check()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from kassa.domain.currencies import Currency, get_currency
@@ -15,6 +16,7 @@ from kassa.domain.currencies import Currency, get_currency
 MAX_AMOUNT = 2**256
 """Exclusive upper bound on any amount Kassa stores (uint256, the EVM's range)."""
 
+MAX_DIGITS = 78  # 2**256 has 78 digits
 _DECIMAL = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
 
 
@@ -87,6 +89,21 @@ class Money:
             raise InvalidMoney(f"{spec.code} has {spec.exponent} decimal places; {value!r} has {len(frac)}")
         minor = int(match.group("int")) * 10**spec.exponent + int(frac.ljust(spec.exponent, "0") or 0)
         return cls(minor, spec.code)
+
+    @classmethod
+    def from_decimal(cls, value: Decimal | int, currency: str) -> Money:
+        """An exact decimal number of `currency` (`Decimal("10.5")` USD -> 1050): more decimals than
+        the currency has, a non-finite, negative or too large number is InvalidMoney."""
+        spec = get_currency(currency)
+        number = Decimal(value)
+        if not number.is_finite() or number < 0:
+            raise InvalidMoney("must be a number of at least 0")
+        if number and number.adjusted() > MAX_DIGITS:  # before scaling: 1e999999 would overflow
+            raise InvalidMoney("is too large")
+        scaled = number.scaleb(spec.exponent)
+        if scaled != scaled.to_integral_value():
+            raise InvalidMoney(f"{spec.code} has {spec.exponent} decimal places; {value} has more")
+        return cls(int(scaled), spec.code)
 
     @classmethod
     def parse(cls, value: Any, currency: str | None = None) -> Money:

@@ -19,10 +19,11 @@ notifications and concurrent workers cannot count anything twice.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class OrderStatus(StrEnum):
@@ -66,6 +67,13 @@ class PaymentFacts:
     confirmations: int
     rejected: bool = False
     late: bool = False  # arrived when the order no longer took money (see `arrives_late`)
+
+    @classmethod
+    def of(cls, payment: Mapping[str, Any]) -> PaymentFacts:
+        """From a stored payment or its view (`amount`, `confirmations`, `status`, `late`)."""
+        return cls(
+            payment["amount"], payment["confirmations"], payment["status"] == "rejected", payment["late"]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,3 +265,14 @@ def refund_due(
     refused = sum(p.amount for p in final if p.late and late_policy is LatePaymentPolicy.REFUND)
     counted = sum(p.amount for p in final) - refused
     return refused + max(counted - amount_due, 0)
+
+
+def refund_due_of(order: Mapping[str, Any], payments: Iterable[Mapping[str, Any]]) -> int:
+    """`refund_due` of a stored order (or its view) and its payments."""
+    return refund_due(
+        OrderStatus(order["status"]),
+        order["amount_due"] or order["amount"],
+        [PaymentFacts.of(p) for p in payments],
+        order["confirmations"],
+        LatePaymentPolicy(order["late_payment_policy"]),
+    )

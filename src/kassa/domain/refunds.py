@@ -57,14 +57,30 @@ def refundable(amount_confirmed: int, active_refunds: int) -> int:
     return max(0, amount_confirmed - active_refunds)
 
 
-def refund_refusal(amount: int, refundable_now: int, currency: str, paid_currency: str | None) -> str | None:
-    """Why a refund of `amount` `currency` cannot be made now, or None."""
+def refund_refusal(
+    amount: int, refundable_now: int, currency: str, paid_currency: str | None
+) -> tuple[str, str] | None:
+    """Why a refund of `amount` `currency` cannot be made now, as (the field at fault, why), or None."""
     if paid_currency is None:
-        return "nothing was paid on this order"
+        return "amount", "nothing was paid on this order"
     if currency != paid_currency:
-        return f"refunds of this order are in {paid_currency}, the currency it was paid in, not {currency}"
+        return (
+            "currency",
+            f"refunds of this order are in {paid_currency}, the currency it was paid in, not {currency}",
+        )
     if amount <= 0:
-        return "the amount must be a positive whole number of minor units"
+        return "amount", "the amount must be a positive whole number of minor units"
     if amount > refundable_now:
-        return f"at most {refundable_now} can be refunded (final money received less refunds already made)"
+        return (
+            "amount",
+            f"at most {refundable_now} can be refunded (final money received less refunds already made)",
+        )
     return None
+
+
+def refund_rule(status: str, exception: str | None) -> str:
+    """Which rule makes money due back from an order in this state (`refund_due` says how much):
+    the excess of a paid order, late money on a paid one, or all of an order that ended unpaid."""
+    if status == "paid":
+        return "overpaid" if exception == "overpaid" else "late"
+    return "underpaid" if exception == "underpaid" else "unpaid"

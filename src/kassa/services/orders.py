@@ -52,6 +52,7 @@ from kassa.services.events import callback_channel, emit
 from kassa.services.merchants import Merchant, load_merchant
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.quotes import Quoter
+from kassa.services.refund_links import RefundLinks
 from kassa.services.refund_rules import due_by_rule
 from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import Row, order_view, payment_view, refund_view
@@ -146,6 +147,7 @@ class OrderService:
         methods: PaymentMethodService,
         quoter: Quoter,
         merchant_cache: TTLCache[tuple[Merchant, list[RailConfig]]] | None = None,
+        refund_links: RefundLinks | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -154,7 +156,7 @@ class OrderService:
         self.quoter = quoter
         self.merchant_cache = merchant_cache or TTLCache(0)
         self.inserter = OrderInserter(db) if db.is_postgres else None
-        self.refund_links: Any = None  # services/refund_links.py, set by the runtime
+        self.refund_links = refund_links  # a refund made by rule names the customer's link in its event
 
     # ----- creation -----------------------------------------------------------------------
 
@@ -716,12 +718,7 @@ class OrderService:
         now: datetime,
         state: OrderState | None = None,
     ) -> Step:
-        facts = [
-            PaymentFacts(
-                p["amount"], p["confirmations"], p["status"] == PaymentStatus.REJECTED.value, p["late"]
-            )
-            for p in payment_rows
-        ]
+        facts = [PaymentFacts.of(p) for p in payment_rows]
         return advance(state or _state(row), _terms(row), facts, now)
 
     async def _persist(

@@ -19,8 +19,8 @@ from sqlalchemy import insert, select
 from kassa.db.database import Tx
 from kassa.db.tables import merchants, refunds
 from kassa.domain.ledger import refund_reserved
-from kassa.domain.orders import LatePaymentPolicy, OrderStatus, PaymentFacts, PaymentStatus, refund_due
-from kassa.domain.refunds import ACTIVE, RefundStatus
+from kassa.domain.orders import OrderStatus, refund_due_of
+from kassa.domain.refunds import ACTIVE, RefundStatus, refund_rule
 from kassa.ids import new_id
 from kassa.rails.registry import UnknownRail, get_rail
 from kassa.services import ledger
@@ -47,12 +47,6 @@ async def sent_total(tx: Tx, order_pk: int) -> int:
     return sum(r.amount for r in rows)
 
 
-def rule_of(status: str, exception: str | None) -> str:
-    if status == OrderStatus.PAID.value:
-        return "overpaid" if exception == "overpaid" else "late"
-    return "underpaid" if exception == "underpaid" else "unpaid"
-
-
 async def due_by_rule(
     tx: Tx, order: Row, quote_rows: Sequence[Row], payment_rows: Sequence[Row], now: datetime
 ) -> list[dict[str, Any]]:
@@ -60,17 +54,7 @@ async def due_by_rule(
     status = OrderStatus(order["status"])
     if status in (OrderStatus.OPEN, OrderStatus.PROCESSING) or not order["method"]:
         return []
-    facts = [
-        PaymentFacts(p["amount"], p["confirmations"], p["status"] == PaymentStatus.REJECTED.value, p["late"])
-        for p in payment_rows
-    ]
-    due = refund_due(
-        status,
-        order["amount_due"] or order["amount"],
-        facts,
-        order["confirmations"],
-        LatePaymentPolicy(order["late_payment_policy"]),
-    )
+    due = refund_due_of(order, payment_rows)
     if due <= 0:
         return []
     held = await held_total(tx, order["pk"])
@@ -92,7 +76,7 @@ async def due_by_rule(
         quote,
         rail,
         amount=due - held,
-        origin=rule_of(order["status"], order["exception"]),
+        origin=refund_rule(order["status"], order["exception"]),
         approved=policy == "automatic",
         now=now,
     )

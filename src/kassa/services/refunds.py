@@ -100,7 +100,8 @@ class RefundService:
                 quote["currency"],
             )
             if refusal is not None:
-                raise InvalidRequest(refusal, param="currency" if "currency" in refusal else "amount")
+                param, why = refusal
+                raise InvalidRequest(why, param=param)
             refund = await record_refund(
                 tx,
                 row,
@@ -115,9 +116,9 @@ class RefundService:
             )
             refunded = await sent_total(tx, order_pk)
             await self._announce(tx, row, "refund.created", refund, now, refunded=refunded)
-        if refund["status"] == RefundStatus.PENDING.value:
+        if refund["status"] == RefundStatus.PENDING.value and rail.can_send:
             return await self.send(merchant_pk, refund["id"])
-        return self._view(refund, view["id"])
+        return self._view(refund, view["id"])  # the customer says where, or the merchant sends it
 
     async def send(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         """Ask the rail to send a pending refund. Rails that cannot spend leave it pending for the
@@ -158,6 +159,10 @@ class RefundService:
 
     async def for_link(self, token: str) -> tuple[dict[str, Any], str]:
         """The refund a customer's link names, with its merchant's name (LinkInvalid, LinkExpired)."""
+        row = await self._by_link(token)
+        return self._view(row, row["order_id"]), row["merchant"]
+
+    async def _by_link(self, token: str) -> dict[str, Any]:
         refund_id = self.links.read(token)
         async with self.db.read() as conn:
             row = (
@@ -170,21 +175,19 @@ class RefundService:
             ).first()
         if row is None:
             raise LinkInvalid("this refund no longer exists")
-        values = dict(row._mapping)
-        return self._view(values, values["order_id"]), values["merchant"]
+        return dict(row._mapping)
 
     async def set_destination(self, token: str, destination: str) -> dict[str, Any]:
         """The customer says where the refund goes; sent at once when it is approved and the rail spends."""
-        view, _merchant = await self.for_link(token)
-        if view["status"] != RefundStatus.PENDING_DESTINATION.value:
+        found = await self._by_link(token)
+        if found["status"] != RefundStatus.PENDING_DESTINATION.value:
             raise Conflict("this refund already has its address", code="refund_state")
-        merchant_pk = await self._merchant_of(view["id"])
-        config = await self._config(merchant_pk, view["rail"])
+        merchant_pk = found["merchant_pk"]
+        config = await self._config(merchant_pk, found["rail"])
         try:
             checked = get_rail(config.rail).check_destination(config, destination)
         except DestinationInvalid as exc:
             raise InvalidRequest(str(exc), param="destination") from None
-        found, _order_id = await self._get(merchant_pk, view["id"])
         async with self.db.transaction() as tx:
             await self.orders.lock_current(tx, found["order_pk"])
             changed = await tx.conn.execute(
@@ -197,16 +200,8 @@ class RefundService:
             if not changed.rowcount:
                 raise Conflict("this refund already has its address", code="refund_state")
         if found["approved"]:
-            return await self.send(merchant_pk, view["id"])
-        return await self.get(merchant_pk, view["id"])
-
-    async def _merchant_of(self, refund_id: str) -> int:
-        async with self.db.read() as conn:
-            return int(
-                (
-                    await conn.execute(select(refunds.c.merchant_pk).where(refunds.c.id == refund_id))
-                ).scalar_one()
-            )
+            return await self.send(merchant_pk, found["id"])
+        return await self.get(merchant_pk, found["id"])
 
     async def approve(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         """Let a refund made by rule go: sent at once when the rail can and knows where."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from kassa.domain import crockford
 from kassa.domain.contract import contract_hash
+from kassa.services.refund_links import RefundLinks
 
 Row = Mapping[Any, Any]
 """A database row's mapping (or a plain dict of the same columns)."""
@@ -120,9 +121,9 @@ def etag(order_id: str, version: int) -> str:
     return f'"{order_id}.{version}"'
 
 
-def refund_view(r: Row, order_id: str, links: Any = None) -> dict[str, Any]:
+def refund_view(r: Row, order_id: str, links: RefundLinks | None = None) -> dict[str, Any]:
     """`links` (services/refund_links.py) gives a refund waiting for its address the customer's link."""
-    waiting = links is not None and r["status"] == "pending_destination"
+    link = links.url(r["id"]) if links is not None and r["status"] == "pending_destination" else None
     return {
         "id": r["id"],
         "object": "refund",
@@ -136,7 +137,7 @@ def refund_view(r: Row, order_id: str, links: Any = None) -> dict[str, Any]:
         "approved": r["approved"],
         "status": r["status"],
         "destination": r["destination"],
-        "destination_url": links.url(r["id"]) if waiting else None,
+        "destination_url": link,
         "reference": r["reference"],
         "failure": r["failure"],
         "test": r["test"],

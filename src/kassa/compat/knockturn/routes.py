@@ -23,6 +23,7 @@ from kassa.api.auth import authorize, runtime_of
 from kassa.api.errors import kassa_error_response
 from kassa.checkout.present import qr_svg
 from kassa.checkout.templating import environment, render_page
+from kassa.compat import body
 from kassa.compat.knockturn.wire import (
     FOREIGN_API_VERSION,
     INVALID_PARAMS,
@@ -58,13 +59,10 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 async def _body_json(request: Request) -> Any:
-    raw = await request.body()
-    if b"\\u0000" in raw:  # PostgreSQL cannot store NUL in text
-        raise InvalidRequest("text must not contain NUL characters (\\u0000)", code="body_invalid")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="body_invalid") from None
+    try:  # floats stay floats: a slate goes on to the wallet as it came
+        return body.loads(await request.body(), exact=False)
+    except body.BodyInvalid as exc:
+        raise InvalidRequest(str(exc), code="body_invalid") from None
 
 
 async def _authenticated(request: Request, merchant_id: str) -> Merchant:

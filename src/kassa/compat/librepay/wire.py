@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from kassa.compat import body
 from kassa.domain.currencies import UnknownCurrency, get_currency
-from kassa.domain.money import MAX_AMOUNT, Money
-from kassa.domain.orders import LatePaymentPolicy, OrderStatus, PaymentFacts, refund_due
+from kassa.domain.money import InvalidMoney, Money
+from kassa.domain.orders import refund_due_of
 from kassa.errors import InvalidRequest
 from kassa.services.orders import CartLine, NewOrder
 
@@ -53,33 +54,18 @@ class LPInvoiceCreate(BaseModel):
 
 def parse_body(raw: bytes) -> Any:
     """JSON with every non-integer number kept as an exact Decimal."""
-    if b"\\u0000" in raw:  # PostgreSQL cannot store NUL in text
-        raise InvalidRequest("text must not contain NUL characters (\\u0000)", code="body_invalid")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="body_invalid") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
+        return body.loads(raw)
+    except body.BodyInvalid as exc:
+        raise InvalidRequest(str(exc), code="body_invalid") from None
 
 
 def minor_units(price: Decimal | int, currency: str, where: str) -> int:
     """An exact price in the currency's minor units; more decimals than the currency has are refused."""
-    exponent = get_currency(currency).exponent
-    value = Decimal(price)
-    if not value.is_finite() or value < 0:
-        raise InvalidRequest(f"{where}: must be a number of at least 0", param=where)
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise InvalidRequest(
-            f"{where}: {currency} has {exponent} decimal places; {value} has more", param=where
-        )
-    minor = int(scaled)
-    if minor >= MAX_AMOUNT:
-        raise InvalidRequest(f"{where}: too large", param=where)
-    return minor
+    try:
+        return Money.from_decimal(price, currency).amount
+    except InvalidMoney as exc:
+        raise InvalidRequest(f"{where}: {exc}", param=where) from None
 
 
 def new_order(body: LPInvoiceCreate) -> NewOrder:
@@ -143,18 +129,7 @@ def invoice(order: dict[str, Any]) -> dict[str, Any]:
     currency = order["currency"]
     chosen = next((q for q in order["payment_methods"] if q["method"] == order["method"]), None)
     pay_currency = chosen["currency"] if chosen else currency
-    facts = [
-        PaymentFacts(p["amount"], p["confirmations"], p["status"] == "rejected", p["late"])
-        for p in order["payments"]
-    ]
-    owed = refund_due(
-        OrderStatus(order["status"]),
-        order["amount_due"] or order["amount"],
-        facts,
-        order["confirmations"],
-        LatePaymentPolicy(order["late_payment_policy"]),
-    )
-    owed = max(owed - (order["amount_refunded"] if chosen else 0), 0)
+    owed = max(refund_due_of(order, order["payments"]) - (order["amount_refunded"] if chosen else 0), 0)
     return {
         "selector": order["id"],
         "status": order["status"],

@@ -15,7 +15,9 @@ from typing import Any, Final
 
 from fastapi import Response
 
+from kassa.compat import body
 from kassa.domain.currencies import get_currency
+from kassa.domain.money import InvalidMoney, Money
 from kassa.domain.orders import OrderStatus, PaymentStatus
 
 LDERROR_STATUS: Final = 490
@@ -40,16 +42,10 @@ class ServebaseError(Exception):
 
 
 def parse_json(raw: bytes) -> Any:
-    if b"\\u0000" in raw or b"\x00" in raw:
-        raise ServebaseError(BAD_REQUEST, "text must not contain NUL characters")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ServebaseError(BAD_REQUEST, "the request body is not valid JSON") from None
-
-
-def _refuse(name: str) -> Any:
-    raise ValueError(name)
+        return body.loads(raw)
+    except body.BodyInvalid as exc:
+        raise ServebaseError(BAD_REQUEST, str(exc)) from None
 
 
 def text(payload: dict[str, Any], name: str) -> str | None:
@@ -74,14 +70,12 @@ def amount(payload: dict[str, Any], currency: str) -> int:
         raise ServebaseError(BAD_REQUEST, "payload.amount is not a number") from None
     if not number.is_finite() or number <= 0:
         raise ServebaseError(BAD_REQUEST, "payload.amount must be a positive number")
-    if number.adjusted() >= MAX_DIGITS:
+    try:
+        minor = Money.from_decimal(number, currency).amount
+    except InvalidMoney as exc:
+        raise ServebaseError(BAD_REQUEST, f"payload.amount {exc}") from None
+    if minor >= 10**MAX_DIGITS:
         raise ServebaseError(BAD_REQUEST, "payload.amount is too large")
-    exponent = get_currency(currency).exponent
-    scaled = number.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        places = "a whole number" if exponent == 0 else f"at most {exponent} decimals"
-        raise ServebaseError(BAD_REQUEST, f"payload.amount must be {places} of {currency}")
-    minor = int(scaled)
     return minor
 
 
