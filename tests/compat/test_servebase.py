@@ -374,7 +374,7 @@ def test_newebpay_settings_are_checked_at_start(kassa: KassaServer) -> None:
 
 
 def test_the_seeds_section_in_kassas_toml_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kassa.config import load_settings
+    from kassa.config import ConfigError, load_settings
 
     path = tmp_path / "kassa.toml"
     path.write_text(
@@ -401,3 +401,6 @@ Email = "shop@serve.base"
     gw = payment.gateways.newebpay
     assert gw is not None and gw.testing and gw.NotifyURL == "https://serve.base/extapi/pay/notify"
     assert payment.gateways.dummy is not None
+    path.write_text(path.read_text() + "\n[payment.gateways.oen]\n")  # a gateway Kassa does not have
+    with pytest.raises(ConfigError, match=r"(?i)payment\.gateways\.oen"):
+        load_settings()

@@ -35,8 +35,10 @@ async def test_the_destination_is_the_order_url() -> None:
     dest = await GrinRail().prepare(config(), request, quote)
     assert dest.address == "https://pay.example/merchants/mch_a%2Fb/orders/shop%20order%2F1"
     assert dest.payment_uri == dest.address
-    again = await GrinRail().prepare(config(), request, quote, dest.address)
-    assert again.address == dest.address
+    kept = await GrinRail().prepare(config(), request, quote, "https://old.example/merchants/m/orders/o")
+    assert (
+        kept.address == kept.payment_uri == "https://old.example/merchants/m/orders/o"
+    )  # a refresh keeps it
 
 
 def test_read_submission() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kassa.errors import InvalidRequest
 from kassa.rails.base import Destination, FormRequest, NoticeInvalid, Quote, QuoteRequest, RailConfig
 from kassa.rails.newebpay.rail import NewebPayRail
 from kassa.rails.test_rail import TestRail
@@ -252,6 +253,9 @@ async def test_prepare_keeps_a_given_number_and_refuses_other_currencies() -> No
     assert await rail.prepare(config(), request, quote, "ks_kept") == Destination(address="ks_kept")
     fresh = (await rail.prepare(config(), request, quote)).address
     assert fresh and fresh != (await rail.prepare(config(), request, quote)).address
+    priced_in_usd = QuoteRequest("ord_x", 100, "USD", quote.expires_at)
+    with pytest.raises(InvalidRequest, match="priced in TWD"):
+        await rail.prepare(config(), priced_in_usd, quote)
 
 
 def test_the_test_rails_notices() -> None:

@@ -31,8 +31,6 @@ from kassa.rails.base import (
     Watcher,
 )
 
-TEST_RESULTS = {"paid": "paid", "failed": "failed"}
-
 
 class TestRailSettings(RailSettings):
     pass
@@ -81,9 +79,8 @@ class TestRail(NoSubmissions):
         address, result = body.get("address"), body.get("result")
         if not isinstance(address, str) or not address.startswith("test:"):
             raise NoticeInvalid("address must be a test rail address (test:<order id>)")
-        outcome = TEST_RESULTS.get(result) if isinstance(result, str) else None
-        if outcome == "paid":
+        if result == "paid":
             return Notice(address, "paid", f"{address}:paid", None)
-        if outcome == "failed":
+        if result == "failed":
             return Notice(address, "failed", f"{address}:failed", None, message="declined (test)")
         raise NoticeInvalid("result must be 'paid' or 'failed'")

@@ -116,36 +116,40 @@ class GatewayService:
                 )
             ).first()
             issued = (
-                await conn.execute(
-                    select(
-                        orders.c.pk,
-                        orders.c.id,
-                        orders.c.method,
-                        orders.c.confirmations,
-                        quotes.c.method.label("quote_method"),
-                        quotes.c.amount,
+                None
+                if known is not None
+                else (
+                    await conn.execute(
+                        select(
+                            orders.c.pk,
+                            orders.c.id,
+                            orders.c.method,
+                            orders.c.confirmations,
+                            quotes.c.method.label("quote_method"),
+                            quotes.c.amount,
+                        )
+                        .join(quotes, quotes.c.order_pk == orders.c.pk)
+                        .where(
+                            orders.c.merchant_pk == merchant_pk,
+                            quotes.c.rail == rail,
+                            quotes.c.destination == notice.destination,
+                        )
                     )
-                    .join(quotes, quotes.c.order_pk == orders.c.pk)
-                    .where(
-                        orders.c.merchant_pk == merchant_pk,
-                        quotes.c.rail == rail,
-                        quotes.c.destination == notice.destination,
-                    )
-                )
-            ).first()
+                ).first()
+            )
         if known is not None:  # a repeat (or a failure after this very payment): nothing changes
             _check_amount(notice, known.amount, known.id)
-            return NoticeOutcome(notice, (await self.orders.get_public(known.id))[0], changed=False)
+            return NoticeOutcome(notice, await self.orders.get(merchant_pk, known.id), changed=False)
         if issued is None:
             raise NotFound(
                 f"no payment {notice.destination!r} was issued through {rail}", param="destination"
             )
         _check_amount(notice, issued.amount, issued.id)
         if notice.outcome == "pending":
-            return NoticeOutcome(notice, (await self.orders.get_public(issued.id))[0], changed=False)
+            return NoticeOutcome(notice, await self.orders.get(merchant_pk, issued.id), changed=False)
         if notice.outcome == "failed" and await self._has_payment(issued.pk, rail):
             log.info("%s: order %s: a failure after a payment was made; ignored", rail, issued.id)
-            return NoticeOutcome(notice, (await self.orders.get_public(issued.id))[0], changed=False)
+            return NoticeOutcome(notice, await self.orders.get(merchant_pk, issued.id), changed=False)
         if issued.method != issued.quote_method:
             try:  # paid on a method's page without (or after) choosing another
                 await self.orders.choose_method(merchant_pk, issued.id, issued.quote_method)

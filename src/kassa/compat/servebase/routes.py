@@ -111,8 +111,7 @@ async def _front(request: Request) -> Front:
 
 
 async def _ensure_rail(runtime: Runtime, merchant_pk: int, rail: str, wanted: dict[str, Any]) -> None:
-    async with runtime.db.read() as conn:
-        current = {c.rail: c for c in await runtime.payment_methods.configs(conn, merchant_pk)}.get(rail)
+    current = await runtime.payment_methods.config(merchant_pk, rail)
     if current is not None and all(current.settings.get(k) == v for k, v in wanted.items()):
         return
     settings = {**(current.settings if current else {}), **wanted}
@@ -365,7 +364,7 @@ async def _done(request: Request, name: str | None) -> Response:
 @router.api_route("/ext/pay/gw/dummy/", methods=["GET", "POST"])
 async def dummy_page(request: Request) -> Response:
     try:
-        front = await _dummy_front(request)
+        front = await _front_for(request, "dummy")
         fields = await _page_fields(request)
         order = await _order(request, front, fields.get("slug"))
         if order is None:
@@ -384,19 +383,12 @@ async def dummy_page(request: Request) -> Response:
     )
 
 
-async def _dummy_front(request: Request) -> Front:
-    front = await _front(request)
-    if front.cfg.gateway != "dummy":
-        raise ServebaseError(wire.NOT_FOUND, "the dummy gateway is not configured")
-    return front
-
-
 @router.post("/extapi/pay/gw/dummy/pay")
 async def dummy_pay(request: Request) -> Response:
     """Pay (or fail, `result=failed`) a dummy payment; a form post is sent on to the done page."""
     is_form = not (await request.body()).lstrip().startswith(b"{")
     try:
-        front = await _dummy_front(request)
+        front = await _front_for(request, "dummy")
         fields = await _fields(request)
         order = await _take_notice(request, front, fields)
     except ServebaseError as exc:

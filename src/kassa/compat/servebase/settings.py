@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from kassa.rails.newebpay.rail import CURRENCY as NEWEBPAY_CURRENCY
+from kassa.rails.newebpay.rail import HashIv, HashKey, MerchantId
 from kassa.rails.urls import RpcUrl
 
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2000)]
@@ -35,9 +37,9 @@ class NewebPayGateway(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     testing: bool = False
-    MerchantID: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,20}$")]
-    hashkey: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{32}$"), Field(repr=False)]
-    hashiv: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16}$"), Field(repr=False)]
+    MerchantID: MerchantId
+    hashkey: Annotated[HashKey, Field(repr=False)]
+    hashiv: Annotated[HashIv, Field(repr=False)]
     ReturnURL: HttpsUrl | None = None  # default: <base_url>/ext/pay/done
     NotifyURL: HttpsUrl | None = None  # default: <base_url>/extapi/pay/notify
     Email: Annotated[str, Field(max_length=320)] | None = None  # accepted as in the seed; not sent
@@ -68,6 +70,6 @@ class PaymentSettings(BaseModel):
     def _gateway_configured(self) -> PaymentSettings:
         if getattr(self.gateways, self.gateway) is None:
             raise ValueError(f"gateway {self.gateway!r} has no entry under payment.gateways")
-        if self.gateway == "newebpay" and self.currency != "TWD":
+        if self.gateway == "newebpay" and self.currency != NEWEBPAY_CURRENCY:
             raise ValueError("NewebPay takes TWD only: leave payment.currency at TWD")
         return self

@@ -38,7 +38,7 @@ from kassa.rails.urls import RpcUrl
 
 METHOD: Final = "newebpay"
 CURRENCY: Final = "TWD"
-PAYMENT_TYPES: Final = (
+PaymentType = Literal[
     "CREDIT",
     "ANDROIDPAY",
     "SAMSUNGPAY",
@@ -52,20 +52,23 @@ PAYMENT_TYPES: Final = (
     "TAIWANPAY",
     "CVSCOM",
     "EZPAY",
-)
+]
 LANGUAGES: Final = {"zh-tw": "zh-tw", "zh-hant": "zh-tw", "zh": "zh-tw", "en": "en", "ja": "jp", "jp": "jp"}
 _DESC_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MerchantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,20}$")]
+HashKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{32}$")]
+HashIv = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16}$")]
 
 
 class NewebPaySettings(RailSettings):
     """What a merchant configures (PUT /api/v1/payment-methods/newebpay). `hash_key` and `hash_iv`
     are secrets: stored encrypted, shown masked."""
 
-    merchant_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,20}$")]
+    merchant_id: MerchantId
     """The store's MerchantID (商店代號), e.g. MS12345678."""
-    hash_key: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{32}$")]
+    hash_key: HashKey
     """The store's HashKey: 32 characters."""
-    hash_iv: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16}$")]
+    hash_iv: HashIv
     """The store's HashIV: 16 characters."""
     testing: StrictBool = False
     """True: NewebPay's test environment (ccore.newebpay.com); false: production (core.newebpay.com)."""
@@ -73,9 +76,7 @@ class NewebPaySettings(RailSettings):
     """Post the form here instead (a proxy, or the tests' loopback stand-in of NewebPay's page)."""
     item_desc: Annotated[str, Field(min_length=1, max_length=50)] = "Order"
     """ItemDesc when the order has no description."""
-    payment_types: list[Annotated[str, Field(pattern=r"^[A-Z]{2,20}$")]] = Field(
-        default_factory=list, max_length=len(PAYMENT_TYPES)
-    )
+    payment_types: list[PaymentType] = Field(default_factory=list, max_length=20)
     """Which payment types the page offers (e.g. ["CREDIT", "VACC"]); empty: what the store enabled."""
 
 
