@@ -23,6 +23,9 @@ RECEIVED_CANCELLED = "TxReceivedCancelled"
 class GrinWatcher:
     def __init__(self, settings: GrinSettings) -> None:
         self.settings = settings
+        # What was last reported per slate: a pass that sees nothing new reports nothing (each report
+        # is a transaction on the order). A restart reports everything once again: that is harmless.
+        self.reported: dict[str, tuple[int, bool]] = {}
 
     async def run(self, reporter: Reporter, wake: Wake) -> None:
         async with owner_api(self.settings) as owner, node_api(self.settings) as node:
@@ -33,7 +36,12 @@ class GrinWatcher:
                     tip = await node.get_tip()
                     for entry in entries:
                         if entry.tx_slate_id in wanted and entry.tx_type in (RECEIVED, RECEIVED_CANCELLED):
-                            await reporter.report(await sighting_of(entry, tip, node))
+                            sighting = await sighting_of(entry, tip, node)
+                            seen = (sighting.confirmations, sighting.rejected)
+                            if self.reported.get(sighting.reference) != seen:
+                                await reporter.report(sighting)
+                                self.reported[sighting.reference] = seen
+                self.reported = {ref: seen for ref, seen in self.reported.items() if ref in wanted}
                 await wake(self.settings.poll_interval)
 
 
