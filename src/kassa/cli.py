@@ -27,6 +27,8 @@ app.add_typer(keys_app, name="keys")
 ledger_app = typer.Typer(help="The ledger (docs/ledger.md).", no_args_is_help=True)
 app.add_typer(rails_app, name="rails")
 app.add_typer(ledger_app, name="ledger")
+payouts_app = typer.Typer(help="Payouts to the merchant's wallet (docs/payouts.md).", no_args_is_help=True)
+app.add_typer(payouts_app, name="payouts")
 
 T = TypeVar("T")
 
@@ -174,6 +176,7 @@ def merchants_update(
     withdrawal_policy: Annotated[str | None, typer.Option(help="immediate, daily or manual.")] = None,
     withdrawal_url: Annotated[str | None, typer.Option(help="The wallet's HTTPS endpoint.")] = None,
     refund_policy: Annotated[str | None, typer.Option(help="approve or automatic (refunds by rule).")] = None,
+    payout_hour: Annotated[int | None, typer.Option(min=0, max=23, help="UTC hour of daily payouts.")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Set the HTTP Basic password, read from standard input.")
     ] = False,
@@ -192,6 +195,7 @@ def merchants_update(
             "withdrawal_policy": withdrawal_policy,
             "withdrawal_url": withdrawal_url,
             "refund_policy": refund_policy,
+            "payout_hour": payout_hour,
         }.items()
         if v is not None
     }
@@ -392,3 +396,50 @@ def ledger_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     where = f"posting {out['posting']}" if out["posting"] else "balances"
     _emit(out, as_json, f"ledger broken: merchant {out['merchant']}, {where}: {out['message']}")
     raise typer.Exit(1)
+
+
+@payouts_app.command("create")
+def payouts_create(
+    rail: Annotated[str, typer.Argument(help="The rail whose wallet pays, e.g. monero.")],
+    merchant: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    amount: Annotated[
+        int | None, typer.Option(min=1, help="Minor units; default: all of the balance.")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="Only for rails of several currencies.")] = None,
+    destination: Annotated[str | None, typer.Option(help="Default: the rail's payout_address.")] = None,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="Build it for your wallet to sign.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pay a merchant's balance out (the same as POST /api/v1/payouts)."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await rt.payouts.create(
+            await _merchant_pk(rt, merchant),
+            rail,
+            currency=currency,
+            amount=amount,
+            destination=destination,
+            unsigned=unsigned,
+        )
+
+    out = _run(work)
+    _emit(out, as_json, f"payout {out['id']}: {out['amount']} {out['currency']} {out['status']}")
+
+
+@payouts_app.command("list")
+def payouts_list(
+    merchant: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A merchant's latest payouts, newest first."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        rows, _more = await rt.payouts.page(await _merchant_pk(rt, merchant), 100, None)
+        return rows
+
+    rows = _run(work)
+    text = "\n".join(
+        f"{r['id']} {r['status']:18} {r['amount']} {r['currency']} -> {r['destination']} {r['reference']}"
+        for r in rows
+    )
+    _emit(rows, as_json, text or "no payouts")

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     default_confirmations: int = Field(default=1, ge=0, le=1000)
     default_monitoring_window: int = Field(default=86400, ge=60)
     refund_link_days: int = Field(default=7, ge=1, le=90)  # how long a customer's refund link works
+    payout_fee_bps: int = Field(default=0, ge=0, le=10_000)  # the operator's fee on payouts (docs/payouts.md)
     # @servebase/payment's front (docs/compat/servebase.md): its `payment` section, as in its seed.
     payment: PaymentSettings | None = None
 

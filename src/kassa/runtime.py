@@ -25,6 +25,7 @@ from kassa.services.ledger import LedgerService
 from kassa.services.merchants import MerchantService
 from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
+from kassa.services.payouts import PayoutService
 from kassa.services.quotes import Quoter
 from kassa.services.refund_links import RefundLinks
 from kassa.services.refunds import RefundService
@@ -52,6 +53,7 @@ class Runtime:
     gateways: GatewayService
     ledger: LedgerService
     refunds: RefundService
+    payouts: PayoutService
     sessions: SessionService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
@@ -132,6 +134,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         gateways=GatewayService(db, orders, methods),
         ledger=LedgerService(db),
         refunds=RefundService(db, clock, orders, methods, links),
+        payouts=PayoutService(db, clock, methods, settings.payout_fee_bps),
         sessions=SessionService(db, orders, clock),
     )
     db.on_commit.append(runtime.hub.publish)

@@ -65,6 +65,7 @@ def test_a_final_payment_posts_once(kassa: KassaServer, api: httpx.Client) -> No
                 "fees": 0,
                 "payouts_in_flight": 0,
                 "paid_out": 0,
+                "network_fees": 0,
             },
         }
     ]

@@ -332,5 +332,6 @@ def test_refunds_of_card_payments_are_sent_by_hand(
         "fees": 0,
         "payouts_in_flight": 0,
         "paid_out": 0,
+        "network_fees": 0,
     }
     assert kassa.call(kassa.runtime.ledger.check()) is None

@@ -20,6 +20,7 @@ from kassa.api.routes_merchants import router as merchants_router
 from kassa.api.routes_orders import json_response
 from kassa.api.routes_orders import router as orders_router
 from kassa.api.routes_payment_methods import router as payment_methods_router
+from kassa.api.routes_payouts import router as payouts_router
 from kassa.api.routes_refunds import router as refunds_router
 from kassa.api.routes_test import router as test_router
 from kassa.api.routes_webhooks import router as webhooks_router
@@ -86,6 +87,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     api.include_router(payment_methods_router)
     api.include_router(ledger_router)
     api.include_router(refunds_router)
+    api.include_router(payouts_router)
     app.include_router(api)
     app.include_router(gateways_router)
     app.include_router(servebase_router)  # before the checkout's /pay/{order_id} routes

@@ -107,6 +107,9 @@ class MerchantSettings(Strict_):
         default=None,
         description="Refunds Kassa makes by rule (underpaid, late, overpaid): wait for approval, or send.",
     )
+    payout_hour: Annotated[int, Strict(), Field(ge=0, le=23)] | None = Field(
+        default=None, description="The hour (UTC) from which the daily payout is made."
+    )
 
 
 class MerchantCreate(MerchantSettings):
@@ -262,6 +265,7 @@ class MerchantOut(BaseModel):
     withdrawal_policy: Literal["immediate", "daily", "manual"]
     withdrawal_url: str | None
     refund_policy: Literal["approve", "automatic"]
+    payout_hour: int
     rails: list[RailSwitch]
     created_at: str
 
@@ -437,6 +441,7 @@ class BalanceAccounts(BaseModel):
     fees: int
     payouts_in_flight: int
     paid_out: int
+    network_fees: int
 
 
 class BalanceOut(BaseModel):
@@ -509,6 +514,8 @@ class RefundOut(BaseModel):
         description="while the address is unknown: the customer's link to give it (signed, expiring)"
     )
     reference: str | None
+    received: int | None = Field(description="what the customer got: the amount less the network's fee")
+    network_fee: int | None = Field(description="the network's fee, taken from the amount (Kassa sent it)")
     failure: str | None
     test: bool
     created_at: str
@@ -520,4 +527,62 @@ class RefundOut(BaseModel):
 class RefundList(BaseModel):
     object: Literal["list"]
     data: list[RefundOut]
+    has_more: bool
+
+
+# ----- payouts -------------------------------------------------------------------------------------
+
+
+class PayoutCreate(Strict_):
+    rail: Annotated[str, Field(min_length=1, max_length=40)] = Field(
+        description="the rail whose wallet pays, e.g. monero"
+    )
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{2,10}$")] | None = Field(
+        default=None,
+        description="the balance's currency; only needed when the rail takes several (the test rail)",
+    )
+    amount: PositiveMinorUnits | None = Field(
+        default=None, description="minor units taken from the balance; default: all of the balance"
+    )
+    destination: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="where it goes; default: the rail's payout_address"
+    )
+    unsigned: bool = Field(
+        default=False,
+        description="build the transaction for your own wallet to sign (POST /payouts/{id}/signed)",
+    )
+
+
+class PayoutSigned(Strict_):
+    signed_tx: Annotated[str, Field(min_length=1, max_length=2_000_000)] = Field(
+        description="the unsigned_tx as your wallet signed it"
+    )
+
+
+class PayoutOut(BaseModel):
+    id: str
+    object: Literal["payout"]
+    rail: str
+    currency: str
+    amount: int = Field(description="taken from the balance, fee included")
+    fee: int = Field(description="the operator's fee, out of the amount")
+    received: int | None = Field(description="what the destination gets: amount less both fees")
+    network_fee: int | None
+    destination: str
+    origin: Literal["manual", "immediate", "daily"]
+    period: str | None = Field(description="a daily payout's day (UTC)")
+    status: Literal["awaiting_signature", "sending", "sent", "confirmed", "failed", "canceled"]
+    reference: str | None = Field(description="the transaction's id")
+    unsigned_tx: str | None = Field(description="awaiting_signature: the transaction to sign")
+    failure: str | None
+    test: bool
+    created_at: str
+    updated_at: str
+    sent_at: str | None
+    confirmed_at: str | None
+
+
+class PayoutList(BaseModel):
+    object: Literal["list"]
+    data: list[PayoutOut]
     has_more: bool

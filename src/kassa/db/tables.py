@@ -55,6 +55,7 @@ merchants = Table(
     Column("withdrawal_policy", String(20), nullable=False, server_default="manual"),
     Column("refund_policy", String(20), nullable=False, server_default="approve"),  # refunds by rule
     Column("withdrawal_url", Text),  # the merchant wallet's HTTPS endpoint (automatic withdrawals)
+    Column("payout_hour", Integer, nullable=False, server_default="0"),  # daily payouts, UTC hour
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -406,6 +407,9 @@ refunds = Table(
     Column("status", String(20), nullable=False),
     Column("destination", Text),  # where it goes (an address); none yet: pending_destination
     Column("reference", String(200)),  # the transaction that sent it
+    Column("prepared", Text),  # the transaction built before it was broadcast (kept until sent)
+    Column("received", Amount),  # what the customer got: the amount less the network's fee
+    Column("network_fee", Amount),
     Column("failure", Text),
     Column("test", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -415,4 +419,36 @@ refunds = Table(
     Index("ix_refunds_merchant_pk_pk", "merchant_pk", "pk"),
     Index("ix_refunds_order_pk", "order_pk"),
     Index("ix_refunds_status", "status"),  # the worker's pass looks for pending ones
+)
+
+
+payouts = Table(
+    "payouts",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("rail", String(40), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("amount", Amount, nullable=False),  # taken from the balance
+    Column("fee", Amount, nullable=False),  # the operator's, out of the amount
+    Column("received", Amount),  # what the destination got (known once the transaction is built)
+    Column("network_fee", Amount),
+    Column("destination", Text, nullable=False),
+    Column("origin", String(20), nullable=False),  # manual, immediate, daily
+    Column("period", String(10)),  # a daily payout's day: one per merchant, rail, currency and day
+    Column("status", String(20), nullable=False),
+    Column("reference", String(200)),  # the transaction's id
+    Column("prepared", Text),  # the transaction built before it was broadcast (kept until sent)
+    Column("unsigned", Text),  # a manual payout's transaction for the merchant to sign
+    Column("failure", Text),
+    Column("test", Boolean, nullable=False),
+    Column("event_seq", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("confirmed_at", UTCDateTime),
+    UniqueConstraint("merchant_pk", "rail", "currency", "test", "period", name="uq_payouts_daily_period"),
+    Index("ix_payouts_merchant_pk_pk", "merchant_pk", "pk"),
+    Index("ix_payouts_status", "status"),  # the worker's pass looks for sending and sent ones
 )

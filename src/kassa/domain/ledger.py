@@ -11,10 +11,11 @@ entries. Reading the accounts (sums of all entries ever):
 - `refunds_payable`: owed back to customers, not sent yet;
 - `fees`: the operator's fees;
 - `payouts_in_flight`: being paid out to the merchant;
-- `paid_out`: paid out to the merchant.
+- `paid_out`: paid out to the merchant;
+- `network_fees`: paid to the network (miners) by transactions Kassa sent, taken from what they sent.
 
-So `incoming + balance + refunds_payable + fees + payouts_in_flight + paid_out == 0` always, per
-merchant and currency: every unit that came in is somewhere.
+So `incoming + balance + refunds_payable + fees + payouts_in_flight + paid_out + network_fees == 0`
+always, per merchant and currency: every unit that came in is somewhere.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ class Account(StrEnum):
     FEES = "fees"
     PAYOUTS_IN_FLIGHT = "payouts_in_flight"
     PAID_OUT = "paid_out"
+    NETWORK_FEES = "network_fees"
 
 
 class PostingKind(StrEnum):
     PAYMENT = "payment"  # a payment became final
     PAYMENT_REVERSAL = "payment_reversal"  # a final payment was undone (a reorg deeper than required)
     REFUND = "refund"  # money set aside for a refund, sent back, or released
+    PAYOUT = "payout"  # the merchant's balance set aside for a payout, paid out, or released
 
 
 class UnbalancedPosting(ValueError):
@@ -139,15 +142,15 @@ def refund_reserved(refund_id: str, currency: str, amount: int) -> Posting:
     )
 
 
-def refund_sent(refund_id: str, currency: str, amount: int) -> Posting:
-    """The refund went out: the money left the way it came in."""
-    return _move(
+def refund_sent(refund_id: str, currency: str, amount: int, network_fee: int = 0) -> Posting:
+    """The refund went out: the money left the way it came in, the network's fee taken from it."""
+    return _posting(
         f"refund:{refund_id}:sent",
         PostingKind.REFUND,
         currency,
-        amount,
-        Account.REFUNDS_PAYABLE,
-        Account.INCOMING,
+        (Account.REFUNDS_PAYABLE, -amount),
+        (Account.INCOMING, amount - network_fee),
+        (Account.NETWORK_FEES, network_fee),
     )
 
 
@@ -163,13 +166,60 @@ def refund_released(refund_id: str, currency: str, amount: int) -> Posting:
     )
 
 
-def refund_returned(refund_id: str, currency: str, amount: int) -> Posting:
+def refund_returned(refund_id: str, currency: str, amount: int, network_fee: int = 0) -> Posting:
     """A refund that had gone out failed (its transaction was dropped): owed to the customer again."""
-    return _move(
+    return _posting(
         f"refund:{refund_id}:returned",
         PostingKind.REFUND,
         currency,
-        amount,
-        Account.INCOMING,
-        Account.REFUNDS_PAYABLE,
+        (Account.INCOMING, -(amount - network_fee)),
+        (Account.NETWORK_FEES, -network_fee),
+        (Account.REFUNDS_PAYABLE, amount),
+    )
+
+
+def _posting(key: str, kind: PostingKind, currency: str, *moves: tuple[Account, int]) -> Posting:
+    """A posting of these (account, amount) moves in one currency, leaving out those of zero."""
+    posting = Posting(
+        key, kind, tuple(Entry(account, currency, amount) for account, amount in moves if amount)
+    )
+    posting.check()
+    return posting
+
+
+def payout_reserved(payout_id: str, currency: str, amount: int, fee: int) -> Posting:
+    """A payout was made: `amount` leaves the merchant's balance, the operator's `fee` out of it."""
+    return _posting(
+        f"payout:{payout_id}:reserved",
+        PostingKind.PAYOUT,
+        currency,
+        (Account.BALANCE, -amount),
+        (Account.PAYOUTS_IN_FLIGHT, amount - fee),
+        (Account.FEES, fee),
+    )
+
+
+def payout_paid(payout_id: str, currency: str, in_flight: int, received: int, network_fee: int) -> Posting:
+    """The payout's transaction is final: the merchant `received`, the network took `network_fee`;
+    what the transaction did not use of what was in flight (if anything) is the merchant's again."""
+    return _posting(
+        f"payout:{payout_id}:paid",
+        PostingKind.PAYOUT,
+        currency,
+        (Account.PAYOUTS_IN_FLIGHT, -in_flight),
+        (Account.PAID_OUT, received),
+        (Account.NETWORK_FEES, network_fee),
+        (Account.BALANCE, in_flight - received - network_fee),
+    )
+
+
+def payout_released(payout_id: str, currency: str, in_flight: int, fee: int) -> Posting:
+    """A payout failed or was canceled before it was paid: all of it, fee too, is the merchant's again."""
+    return _posting(
+        f"payout:{payout_id}:released",
+        PostingKind.PAYOUT,
+        currency,
+        (Account.PAYOUTS_IN_FLIGHT, -in_flight),
+        (Account.FEES, -fee),
+        (Account.BALANCE, in_flight + fee),
     )

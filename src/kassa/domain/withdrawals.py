@@ -1,5 +1,5 @@
 """How a merchant's received money leaves Kassa for the merchant's own wallet (KnockturnAllee's
-withdrawal policies). Stored and shown now; carried out by the payouts work."""
+withdrawal policies, carried out by services/payouts.py; docs/payouts.md)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ class WithdrawalPolicy(StrEnum):
     MANUAL = "manual"  # the merchant asks for it (the merchant's wallet need not listen)
 
 
-def withdrawal_problem(policy: WithdrawalPolicy, url: str | None) -> tuple[str, str] | None:
+def withdrawal_problem(
+    policy: WithdrawalPolicy, url: str | None, payout_address: bool = False
+) -> tuple[str, str] | None:
     """Why these settings cannot work, as (setting, message), or None: automatic withdrawals need
-    the merchant's wallet to listen on an HTTPS endpoint."""
+    somewhere to send: the merchant's wallet listening on an HTTPS endpoint (Grin), or a rail's
+    `payout_address`."""
     if url is not None and not url.startswith("https://"):
         return "withdrawal_url", "withdrawal_url must be an https:// URL"
-    if policy is not WithdrawalPolicy.MANUAL and not url:
+    if policy is not WithdrawalPolicy.MANUAL and not url and not payout_address:
         return (
             "withdrawal_policy",
-            f"withdrawal_policy {policy.value!r} needs withdrawal_url (the wallet's HTTPS endpoint)",
+            f"withdrawal_policy {policy.value!r} needs somewhere to pay out: a rail's payout_address "
+            "(PUT /api/v1/payment-methods/{rail}), or withdrawal_url (a Grin wallet's HTTPS endpoint)",
         )
     return None

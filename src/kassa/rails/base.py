@@ -18,15 +18,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class RailSettings(BaseModel):
     """Base of every rail's settings model: unknown keys are refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PayoutSettings(RailSettings):
+    """Settings of a rail whose wallet can pay the merchant out (docs/payouts.md)."""
+
+    payout_address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    """Where payouts go unless a payout names another; the rail checks it when it is saved."""
+    payout_minimum: Annotated[StrictInt, Field(ge=0, lt=2**256)] = 0
+    """The smallest payout, in minor units: automatic payouts wait until the balance reaches it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,19 +155,42 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """Money to send out (a refund): `reference` is Kassa's id of it, unique, for the counterpart
-    to recognise a repeat (an idempotency key where it has one)."""
+    """Money to send out (a refund, a payout): `reference` is Kassa's id of it, unique."""
 
     reference: str
     destination: str
-    amount: int  # in the currency's minor units
+    amount: int  # in the currency's minor units; the network's fee is taken from it
     currency: str
 
 
 @dataclass(frozen=True, slots=True)
-class Sent:
+class Prepared:
+    """A transaction built and signed but not broadcast: Kassa records it before `relay`, and
+    broadcasting the same transaction again never pays twice."""
+
     reference: str  # the transaction's id
-    confirmed: bool = False  # final at once (the test rail); else a watcher confirms it
+    received: int  # what the destination gets
+    network_fee: int  # the network's fee, taken from the amount (received + network_fee <= amount)
+    blob: str  # what `relay` broadcasts (opaque to the core)
+    final: bool = False  # final as soon as it is relayed (the test rail)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsigned:
+    """A transaction for the merchant's own wallet to sign (a manual payout)."""
+
+    blob: str  # handed to the merchant as it is
+    received: int
+    network_fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What the wallet knows of a transaction Kassa sent: `unknown` (never broadcast, or forgotten),
+    `pending` (in the pool or not deep enough), `confirmed` (final), `failed` (dropped, double-spent)."""
+
+    state: Literal["unknown", "pending", "confirmed", "failed"]
+    confirmations: int = 0
 
 
 class SubmissionUnsupported(Exception):
@@ -182,7 +214,7 @@ class GatewayUnsupported(Exception):
 
 
 class SendUnsupported(Exception):
-    """This rail cannot spend: the merchant sends the money and marks it sent."""
+    """This rail (or this configuration of it) cannot spend: the merchant sends the money by hand."""
 
 
 class SendRefused(Exception):
@@ -244,7 +276,8 @@ class Rail(Protocol):
     settings_model: ClassVar[type[RailSettings]]
     secret_fields: ClassVar[frozenset[str]]  # written, never read back through the API
     gateway_page: ClassVar[bool]  # the payer pays on the gateway's own page (`payment_form`)
-    can_send: ClassVar[bool]  # `send` spends (refunds go out by themselves); else the merchant sends
+    can_send: ClassVar[bool]  # refunds go to an address the customer gives, and Kassa may spend
+    # (`spends(config)` says whether this configuration does); else the merchant refunds by hand
 
     def methods(self, config: RailConfig) -> list[MethodSpec]: ...
 
@@ -272,12 +305,36 @@ class Rail(Protocol):
         """The signed form that opens the gateway's page for this payment; no I/O."""
         ...
 
-    def check_destination(self, config: RailConfig, destination: str) -> str:
-        """The destination as this rail writes it, or DestinationInvalid; no I/O."""
+    def spends(self, config: RailConfig) -> bool:
+        """Whether Kassa can send money with this configuration (a spend-capable wallet); no I/O."""
         ...
 
-    async def send(self, config: RailConfig, request: SendRequest) -> Sent:
-        """Send money out: SendUnsupported (send by hand), SendRefused, CounterpartUnavailable."""
+    async def check_destination(self, config: RailConfig, destination: str) -> str:
+        """The destination as this rail writes it, or DestinationInvalid (network, checksum, form);
+        CounterpartUnavailable when the rail needs its wallet to tell."""
+        ...
+
+    async def prepare_send(self, config: RailConfig, request: SendRequest) -> Prepared:
+        """Build and sign the transaction without broadcasting it: SendUnsupported (send by hand),
+        SendRefused (not enough funds, an amount that does not cover the network fee),
+        CounterpartUnavailable."""
+        ...
+
+    async def relay(self, config: RailConfig, prepared: Prepared) -> None:
+        """Broadcast a prepared transaction; again is harmless. SendRefused, CounterpartUnavailable."""
+        ...
+
+    async def outgoing(self, config: RailConfig, reference: str) -> Outgoing:
+        """What the wallet knows of a transaction sent from it (CounterpartUnavailable)."""
+        ...
+
+    async def prepare_unsigned(self, config: RailConfig, request: SendRequest) -> Unsigned:
+        """A transaction for the merchant to sign with their own wallet (a manual payout)."""
+        ...
+
+    async def submit_signed(self, config: RailConfig, unsigned: str, signed: str) -> Prepared:
+        """Check that `signed` is `unsigned` signed, and broadcast it (DestinationInvalid when it is
+        not; SendRefused, CounterpartUnavailable)."""
         ...
 
     def notified(self, config: RailConfig, body: dict[str, str]) -> Notice:
@@ -318,11 +375,26 @@ class NoSending:
 
     can_send: ClassVar[bool] = False
 
-    def check_destination(self, config: RailConfig, destination: str) -> str:
+    def spends(self, config: RailConfig) -> bool:
+        return False
+
+    async def check_destination(self, config: RailConfig, destination: str) -> str:
         value = destination.strip()
         if not 1 <= len(value) <= 500 or not set(value) <= _PRINTABLE:
             raise DestinationInvalid("a destination is 1 to 500 printable characters without spaces")
         return value
 
-    async def send(self, config: RailConfig, request: SendRequest) -> Sent:
+    async def prepare_send(self, config: RailConfig, request: SendRequest) -> Prepared:
         raise SendUnsupported(f"payment rail {config.rail!r} cannot send: send it and mark it sent")
+
+    async def relay(self, config: RailConfig, prepared: Prepared) -> None:
+        raise SendUnsupported(f"payment rail {config.rail!r} cannot send")
+
+    async def outgoing(self, config: RailConfig, reference: str) -> Outgoing:
+        return Outgoing("unknown")
+
+    async def prepare_unsigned(self, config: RailConfig, request: SendRequest) -> Unsigned:
+        raise SendUnsupported(f"payment rail {config.rail!r} cannot build a transaction to sign")
+
+    async def submit_signed(self, config: RailConfig, unsigned: str, signed: str) -> Prepared:
+        raise SendUnsupported(f"payment rail {config.rail!r} cannot build a transaction to sign")

@@ -28,6 +28,7 @@ MERCHANT_SCOPES = (
     "orders:write",
     "merchant:read",
     "merchant:write",
+    "payouts:write",  # money leaving for the merchant's wallet: a key of its own if you like
     "rails:notify",
     "events:read",
     "webhooks:read",

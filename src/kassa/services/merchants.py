@@ -39,6 +39,7 @@ UPDATABLE = (
     "withdrawal_policy",
     "withdrawal_url",
     "refund_policy",
+    "payout_hour",
 )
 
 
@@ -60,6 +61,7 @@ class Merchant:
     withdrawal_policy: WithdrawalPolicy
     withdrawal_url: str | None
     refund_policy: str  # "approve": refunds due by rule wait for the merchant; "automatic": sent
+    payout_hour: int  # the UTC hour of daily payouts
     created_at: datetime
     rails: dict[str, bool]  # rail name -> enabled
 
@@ -94,6 +96,7 @@ class Merchant:
             "withdrawal_policy": self.withdrawal_policy.value,
             "withdrawal_url": self.withdrawal_url,
             "refund_policy": self.refund_policy,
+            "payout_hour": self.payout_hour,
             "rails": [{"rail": name, "enabled": on} for name, on in sorted(self.rails.items())],
             "created_at": iso(self.created_at),
         }
@@ -128,6 +131,7 @@ class MerchantService:
             "withdrawal_policy": WithdrawalPolicy.MANUAL.value,
             "refund_policy": "approve",
             "withdrawal_url": None,
+            "payout_hour": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -173,7 +177,8 @@ class MerchantService:
                     "withdrawal_policy": merchant.withdrawal_policy.value,
                     "withdrawal_url": merchant.withdrawal_url,
                     **values,
-                }
+                },
+                await _has_payout_address(tx.conn, merchant.pk),
             )
             if values:
                 await tx.conn.execute(
@@ -285,8 +290,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
         )
 
 
-def _check_withdrawal(values: dict[str, Any]) -> None:
-    problem = withdrawal_problem(WithdrawalPolicy(values["withdrawal_policy"]), values.get("withdrawal_url"))
+def _check_withdrawal(values: dict[str, Any], payout_address: bool = False) -> None:
+    policy = WithdrawalPolicy(values["withdrawal_policy"])
+    problem = withdrawal_problem(policy, values.get("withdrawal_url"), payout_address)
     if problem is not None:
         raise InvalidRequest(problem[1], param=problem[0])
 
@@ -323,6 +329,15 @@ def _merchant(row: Row[Any], rails: dict[str, bool]) -> Merchant:
         withdrawal_policy=WithdrawalPolicy(row.withdrawal_policy),
         withdrawal_url=row.withdrawal_url,
         refund_policy=row.refund_policy,
+        payout_hour=row.payout_hour,
         created_at=row.created_at,
         rails=rails,
     )
+
+
+async def _has_payout_address(conn: AsyncConnection, merchant_pk: int) -> bool:
+    """Whether one of the merchant's rails names a payout address (automatic payouts can go there)."""
+    rows = await conn.execute(
+        select(payment_methods.c.settings).where(payment_methods.c.merchant_pk == merchant_pk)
+    )
+    return any((r.settings or {}).get("payout_address") for r in rows)

@@ -14,8 +14,8 @@ from kassa.clock import Clock
 from kassa.crypto import SecretBox
 from kassa.db.database import Database
 from kassa.db.tables import merchants, payment_methods
-from kassa.errors import InvalidRequest, NotFound
-from kassa.rails.base import Rail, RailConfig
+from kassa.errors import Conflict, InvalidRequest, NotFound
+from kassa.rails.base import CounterpartUnavailable, DestinationInvalid, Rail, RailConfig
 from kassa.rails.registry import UnknownRail, get_rail, known_rails
 from kassa.services.ttl_cache import TTLCache
 from kassa.services.views import iso
@@ -55,17 +55,17 @@ class PaymentMethodService:
         self.cache = cache or TTLCache(0)  # the order service's cache of merchant settings
 
     async def configure(self, merchant_pk: int, rail_name: str, settings: dict[str, Any]) -> dict[str, Any]:
-        """Create or replace a rail's settings and enable it. Secrets left out keep their stored value."""
+        """Create or replace a rail's settings and enable it. Secrets left out keep their stored value;
+        a payout address is checked by the rail (which may ask its wallet) before anything is saved."""
         rail = _rail(rail_name)
+        async with self.db.read() as conn:
+            merged = self._merged(await self._row(conn, merchant_pk, rail_name), settings)
+        clean = _validate(rail, merged)
+        if clean.get("payout_address") is not None:
+            await _check_payout_address(rail, RailConfig(merchant_pk, "", rail_name, merged), clean)
         now = self.clock.now()
         async with self.db.transaction() as tx:
             row = await self._row(tx.conn, merchant_pk, rail_name)
-            stored = json.loads(self.box.open(row.secrets)) if row is not None and row.secrets else {}
-            merged = {
-                **{k: v for k, v in stored.items() if k not in settings or settings[k] in (None, MASK)},
-                **{k: v for k, v in settings.items() if v != MASK},
-            }
-            clean = _validate(rail, merged)
             secrets = {
                 k: clean.pop(k) for k in list(clean) if k in rail.secret_fields and clean[k] is not None
             }
@@ -91,6 +91,14 @@ class PaymentMethodService:
             view = await self._view(tx.conn, merchant_pk, rail_name)
         self.cache.invalidate(merchant_pk)
         return view
+
+    def _merged(self, row: Any, settings: dict[str, Any]) -> dict[str, Any]:
+        """The new settings over the stored secrets that were left out (or given masked)."""
+        stored = json.loads(self.box.open(row.secrets)) if row is not None and row.secrets else {}
+        return {
+            **{k: v for k, v in stored.items() if k not in settings or settings[k] in (None, MASK)},
+            **{k: v for k, v in settings.items() if v != MASK},
+        }
 
     async def disable(self, merchant_pk: int, rail_name: str) -> dict[str, Any]:
         _rail(rail_name)
@@ -183,3 +191,14 @@ class PaymentMethodService:
     def _config(self, row: Any) -> RailConfig:
         secrets = json.loads(self.box.open(row.secrets)) if row.secrets else {}
         return RailConfig(row.merchant_pk, row.merchant_id, row.rail, {**row.settings, **secrets})
+
+
+async def _check_payout_address(rail: Rail, config: RailConfig, clean: dict[str, Any]) -> None:
+    try:
+        clean["payout_address"] = await rail.check_destination(config, clean["payout_address"])
+    except DestinationInvalid as exc:
+        raise InvalidRequest(f"settings.payout_address: {exc}", param="settings.payout_address") from None
+    except CounterpartUnavailable as exc:
+        raise Conflict(
+            f"the rail cannot check payout_address right now: {exc}", code="rail_unavailable"
+        ) from None

@@ -22,6 +22,7 @@ from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.rails.base import (
     CounterpartUnavailable,
     DestinationInvalid,
+    Prepared,
     RailConfig,
     SendRefused,
     SendRequest,
@@ -34,6 +35,7 @@ from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.refund_links import LinkInvalid, RefundLinks
 from kassa.services.refund_rules import held_total, record_refund, sent_total
+from kassa.services.sending import dump, load, send_once
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
@@ -83,9 +85,13 @@ class RefundService:
         rail = get_rail(config.rail)
         if destination is not None:
             try:
-                destination = rail.check_destination(config, destination)
+                destination = await rail.check_destination(config, destination)
             except DestinationInvalid as exc:
                 raise InvalidRequest(str(exc), param="destination") from None
+            except CounterpartUnavailable as exc:
+                raise Conflict(
+                    f"the rail cannot check the address right now: {exc}", code="rail_unavailable"
+                ) from None
         now = self.clock.now()
         async with self.db.transaction() as tx:
             order_pk = (
@@ -116,13 +122,14 @@ class RefundService:
             )
             refunded = await sent_total(tx, order_pk)
             await self._announce(tx, row, "refund.created", refund, now, refunded=refunded)
-        if refund["status"] == RefundStatus.PENDING.value and rail.can_send:
+        if refund["status"] == RefundStatus.PENDING.value and rail.spends(config):
             return await self.send(merchant_pk, refund["id"])
         return self._view(refund, view["id"])  # the customer says where, or the merchant sends it
 
     async def send(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
-        """Ask the rail to send a pending refund. Rails that cannot spend leave it pending for the
-        merchant to send; a refusal fails it; an unreachable counterpart leaves it pending."""
+        """Send a pending refund through the rail, exactly once (services/sending.py). Rails that
+        cannot spend leave it pending for the merchant to send; a refusal fails it; an unreachable
+        wallet leaves it pending for the worker's next pass."""
         refund, order_id = await self._get(merchant_pk, refund_id)
         if refund["status"] != RefundStatus.PENDING.value:
             raise Conflict(
@@ -131,18 +138,40 @@ class RefundService:
         if not refund["approved"]:
             raise Conflict("the refund waits for the merchant's approval", code="refund_not_approved")
         config = await self._config(merchant_pk, refund["rail"])
-        request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
-        try:
-            sent = await get_rail(config.rail).send(config, request)
-        except SendUnsupported:
+        rail = get_rail(config.rail)
+        if not rail.spends(config):
             return self._view(refund, order_id)  # the merchant sends it and marks it sent
+        request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
+
+        async def keep(prepared: Prepared) -> Prepared:
+            async with self.db.transaction() as tx:
+                kept = await tx.conn.execute(
+                    update(refunds)
+                    .where(
+                        refunds.c.pk == refund["pk"],
+                        refunds.c.prepared.is_(None),
+                        refunds.c.status == RefundStatus.PENDING.value,
+                    )
+                    .values(prepared=dump(prepared), updated_at=self.clock.now())
+                )
+                if kept.rowcount:
+                    return prepared
+                now = (await tx.conn.execute(select(refunds).where(refunds.c.pk == refund["pk"]))).one()
+            if now.status != RefundStatus.PENDING.value or now.prepared is None:
+                raise Conflict(f"the refund is {now.status}", code="refund_not_pending")
+            return load(now.prepared)  # another worker built it first: only that one goes out
+
+        try:
+            prepared = await send_once(rail, config, request, refund["prepared"], keep)
+        except SendUnsupported:
+            return self._view(refund, order_id)
         except CounterpartUnavailable as exc:
             log.warning("refund %s: the wallet cannot be reached: %s", refund_id, exc)
             return self._view(refund, order_id)
         except SendRefused as exc:
             return await self._change(merchant_pk, refund_id, RefundStatus.FAILED, failure=str(exc)[:500])
         return await self._change(
-            merchant_pk, refund_id, RefundStatus.SENT, reference=sent.reference, confirmed=sent.confirmed
+            merchant_pk, refund_id, RefundStatus.SENT, sent=prepared, confirmed=prepared.final
         )
 
     async def waiting_for_address(self, order_id: str) -> list[dict[str, Any]]:
@@ -185,9 +214,14 @@ class RefundService:
         merchant_pk = found["merchant_pk"]
         config = await self._config(merchant_pk, found["rail"])
         try:
-            checked = get_rail(config.rail).check_destination(config, destination)
+            checked = await get_rail(config.rail).check_destination(config, destination)
         except DestinationInvalid as exc:
             raise InvalidRequest(str(exc), param="destination") from None
+        except CounterpartUnavailable as exc:
+            raise Conflict(
+                f"the address cannot be checked right now, try again in a moment: {exc}",
+                code="rail_unavailable",
+            ) from None
         async with self.db.transaction() as tx:
             await self.orders.lock_current(tx, found["order_pk"])
             changed = await tx.conn.execute(
@@ -248,8 +282,50 @@ class RefundService:
         return sent
 
     async def mark_sent(self, merchant_pk: int, refund_id: str, reference: str) -> dict[str, Any]:
-        """The merchant sent it by hand: the transaction's id."""
-        return await self._change(merchant_pk, refund_id, RefundStatus.SENT, reference=reference)
+        """The merchant sent it by hand: the transaction's id (the network's fee was the merchant's)."""
+        refund, _order_id = await self._get(merchant_pk, refund_id)
+        if refund["prepared"] is not None and refund["status"] == RefundStatus.PENDING.value:
+            raise Conflict(
+                "Kassa's wallet is sending this refund; it cannot be marked sent by hand",
+                code="refund_state",
+            )
+        by_hand = Prepared(reference, refund["amount"], 0, "")
+        return await self._change(merchant_pk, refund_id, RefundStatus.SENT, sent=by_hand)
+
+    async def confirm_sent(self, limit: int = 100) -> int:
+        """The worker's pass: ask the rail about each sent refund's transaction; confirmed when it is
+        final, failed (owed to the customer again, then given back to what may be refunded) when the
+        network dropped it. A wallet that does not know it leaves it sent."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(refunds.c.merchant_pk, refunds.c.id, refunds.c.rail, refunds.c.reference)
+                    .where(refunds.c.status == RefundStatus.SENT.value)
+                    .order_by(refunds.c.updated_at)
+                    .limit(limit)
+                )
+            ).all()
+        moved = 0
+        for row in rows:
+            config = await self.methods.config(row.merchant_pk, row.rail, enabled_only=False)
+            if config is None:
+                continue
+            try:
+                seen = await get_rail(config.rail).outgoing(config, row.reference)
+            except CounterpartUnavailable:
+                continue
+            target = {"confirmed": RefundStatus.CONFIRMED, "failed": RefundStatus.FAILED}.get(seen.state)
+            if target is None:
+                continue
+            failure = (
+                "the network dropped the refund's transaction" if target is RefundStatus.FAILED else None
+            )
+            try:
+                await self._change(row.merchant_pk, row.id, target, failure=failure)
+            except Conflict:
+                continue
+            moved += 1
+        return moved
 
     async def cancel(self, merchant_pk: int, refund_id: str) -> dict[str, Any]:
         return await self._change(merchant_pk, refund_id, RefundStatus.CANCELED)
@@ -296,7 +372,7 @@ class RefundService:
         refund_id: str,
         target: RefundStatus,
         *,
-        reference: str | None = None,
+        sent: Prepared | None = None,
         failure: str | None = None,
         confirmed: bool = False,
     ) -> dict[str, Any]:
@@ -308,6 +384,7 @@ class RefundService:
                 (await tx.conn.execute(select(refunds).where(refunds.c.pk == found["pk"]))).one()._mapping
             )
             current = RefundStatus(refund["status"])
+            reference = sent.reference if sent is not None else None
             if current is target and (target is not RefundStatus.SENT or refund["reference"] == reference):
                 return self._view(refund, row["id"])  # the same change again
             try:
@@ -317,12 +394,27 @@ class RefundService:
             changes: dict[str, Any] = {"status": target.value, "updated_at": now}
             postings = []
             if target is RefundStatus.SENT:
-                changes.update(reference=reference, sent_at=now)
-                postings.append(refund_sent(refund["id"], refund["currency"], refund["amount"]))
+                assert sent is not None
+                changes.update(
+                    reference=sent.reference,
+                    received=sent.received,
+                    network_fee=sent.network_fee,
+                    prepared=None,
+                    sent_at=now,
+                )
+                postings.append(
+                    refund_sent(refund["id"], refund["currency"], refund["amount"], sent.network_fee)
+                )
+            if target is RefundStatus.CONFIRMED:
+                changes["confirmed_at"] = now
             if target in (RefundStatus.FAILED, RefundStatus.CANCELED):
-                changes["failure"] = failure
+                changes.update(failure=failure, prepared=None)
                 if current is RefundStatus.SENT:
-                    postings.append(refund_returned(refund["id"], refund["currency"], refund["amount"]))
+                    postings.append(
+                        refund_returned(
+                            refund["id"], refund["currency"], refund["amount"], refund["network_fee"] or 0
+                        )
+                    )
                 postings.append(refund_released(refund["id"], refund["currency"], refund["amount"]))
             await tx.conn.execute(update(refunds).where(refunds.c.pk == refund["pk"]).values(**changes))
             refund.update(changes)
@@ -330,6 +422,7 @@ class RefundService:
                 await ledger.post(tx, merchant_pk, posting, test=row["test"], now=now, order_id=row["id"])
             event = {
                 RefundStatus.SENT: "refund.sent",
+                RefundStatus.CONFIRMED: "refund.confirmed",
                 RefundStatus.FAILED: "refund.failed",
                 RefundStatus.CANCELED: "refund.canceled",
             }

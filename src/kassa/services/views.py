@@ -139,6 +139,33 @@ def refund_view(r: Row, order_id: str, links: RefundLinks | None = None) -> dict
         "destination": r["destination"],
         "destination_url": link,
         "reference": r["reference"],
+        "received": r["received"],
+        "network_fee": r["network_fee"],
+        "failure": r["failure"],
+        "test": r["test"],
+        "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+        "sent_at": iso(r["sent_at"]),
+        "confirmed_at": iso(r["confirmed_at"]),
+    }
+
+
+def payout_view(r: Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "object": "payout",
+        "rail": r["rail"],
+        "currency": r["currency"],
+        "amount": r["amount"],
+        "fee": r["fee"],
+        "received": r["received"],
+        "network_fee": r["network_fee"],
+        "destination": r["destination"],
+        "origin": r["origin"],
+        "period": r["period"],
+        "status": r["status"],
+        "reference": r["reference"],
+        "unsigned_tx": r["unsigned"] if r["status"] == "awaiting_signature" else None,
         "failure": r["failure"],
         "test": r["test"],
         "created_at": iso(r["created_at"]),

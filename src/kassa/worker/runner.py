@@ -33,11 +33,22 @@ class Worker:
             moved += batch
             if len(due) < 200 or batch == 0:
                 break
-        await self.runtime.refunds.send_due()
+        await self.money_out()
         self._ticks += 1
         if self._ticks % 600 == 1:
             await self.prune()
         return moved
+
+    async def money_out(self) -> None:
+        """Refunds and payouts: send what is due, resume what a crash left, confirm what went out.
+        The policies' pass (a query over the merchants) runs every tenth tick."""
+        runtime = self.runtime
+        await runtime.refunds.send_due()
+        await runtime.refunds.confirm_sent()
+        if self._ticks % 10 == 0:
+            await runtime.payouts.run_due()
+        await runtime.payouts.resume()
+        await runtime.payouts.confirm_sent()
 
     async def prune(self) -> None:
         now, settings = self.runtime.clock.now(), self.runtime.settings
