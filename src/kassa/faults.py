@@ -2,7 +2,8 @@
 
 `crash_point(name)` kills the process with SIGKILL, at once and without cleanup, when the
 environment variable KASSA_CRASH_AT names that point; otherwise it does nothing. Only the tests set
-it (tests/rails/test_monero_payouts.py kills a worker right after it broadcast a payout).
+it (tests/rails/test_monero_payouts.py kills a worker right after it broadcast a payout:
+`relayed:monero`).
 """
 
 from __future__ import annotations

@@ -25,9 +25,7 @@ def accounts(api: httpx.Client, currency: str = "USD") -> dict[str, int]:
 
 
 def set_wallet(api: httpx.Client, **settings: Any) -> None:
-    response = api.put(
-        "/api/v1/payment-methods/test", json={"payout_address": WALLET, **settings}
-    )
+    response = api.put("/api/v1/payment-methods/test", json={"payout_address": WALLET, **settings})
     assert response.status_code == 200, response.text
 
 
@@ -218,6 +216,7 @@ def test_the_immediate_policy_pays_each_final_payment_out(kassa: KassaServer, ap
     assert accounts(api)["balance"] == 0 and accounts(api)["paid_out"] == 2000
     rows, _ = kassa.call(kassa.runtime.payouts.page(mine, 10, None))
     assert len(rows) == 2
+    assert api.patch("/api/v1/merchant", json={"withdrawal_policy": "manual"}).status_code == 200
     ledger_ok(kassa)
 
 

@@ -585,6 +585,48 @@ class MoneroRegtest:
         self._sync_wallet(name)
         return server, keys
 
+    def start_spend_wallet_rpc(
+        self, name: str, keys: WalletKeys | None = None, *, offline: bool = False
+    ) -> WalletRpcServer:
+        """One more monero-wallet-rpc with a FULL wallet open, restored from ``keys`` (default: the
+        shared merchant's, i.e. the wallet the merchant's view-only wallet watches), synced (~4 s).
+
+        Restored at height 0, so it knows every output of those keys but nothing the view-only wallet
+        learnt by itself (imported key images, outgoing transactions). With ``offline`` the server
+        runs ``--offline`` and is not synced: a cold signer, which knows only what it imports
+        (``import_outputs``). Stopped with the network.
+        """
+        if keys is None:
+            keys = WalletKeys(self.merchant_address, self.merchant_view_key, self.merchant_spend_key)
+        server = self.start_wallet_rpc(name, extra_args=["--offline"] if offline else ())
+        server.rpc.call(
+            "generate_from_keys",
+            {
+                "filename": name,
+                "address": keys.address,
+                "viewkey": keys.view_key,
+                "spendkey": keys.spend_key,
+                "password": "",
+                "restore_height": 0,
+            },
+        )
+        if not offline:
+            self._sync_wallet(name)
+        return server
+
+    def fund(self, destinations: Sequence[tuple[str, int]], *, unlock: bool = True) -> Payment:
+        """One payer transaction to ``destinations`` (one output each), mined; with ``unlock`` also
+        the blocks that make its outputs spendable: an output mined at height h unlocks once the
+        chain has 10 blocks on top of it (``unlocked_balance`` stays 0, ``blocks_to_unlock`` 1, after
+        only 10 blocks in all), so 11 are mined."""
+        payment = self.transfer(destinations)
+        self.mine(CHANGE_UNLOCK_BLOCKS + 1 if unlock else 1)
+        return payment
+
+    def sync_wallet(self, name: str) -> None:
+        """Refresh the wallet-rpc ``name`` until it has scanned up to the daemon's height."""
+        self._sync_wallet(name)
+
     def start_wallet_rpc(
         self,
         name: str,

@@ -142,16 +142,23 @@ def refund_reserved(refund_id: str, currency: str, amount: int) -> Posting:
     )
 
 
-def refund_sent(refund_id: str, currency: str, amount: int, network_fee: int = 0) -> Posting:
-    """The refund went out: the money left the way it came in, the network's fee taken from it."""
-    return _posting(
-        f"refund:{refund_id}:sent",
-        PostingKind.REFUND,
-        currency,
+def _refund_out(amount: int, received: int, network_fee: int) -> list[tuple[Account, int]]:
+    return [
         (Account.REFUNDS_PAYABLE, -amount),
-        (Account.INCOMING, amount - network_fee),
+        (Account.INCOMING, received),
         (Account.NETWORK_FEES, network_fee),
-    )
+        (Account.BALANCE, amount - received - network_fee),
+    ]
+
+
+def refund_sent(
+    refund_id: str, currency: str, amount: int, received: int | None = None, network_fee: int = 0
+) -> Posting:
+    """The refund went out: the customer `received` it back the way it came in, the network took
+    its fee out of the amount; what the transaction did not use (if anything) is the merchant's."""
+    got = amount - network_fee if received is None else received
+    moves = _refund_out(amount, got, network_fee)
+    return _posting(f"refund:{refund_id}:sent", PostingKind.REFUND, currency, *moves)
 
 
 def refund_released(refund_id: str, currency: str, amount: int) -> Posting:
@@ -166,16 +173,14 @@ def refund_released(refund_id: str, currency: str, amount: int) -> Posting:
     )
 
 
-def refund_returned(refund_id: str, currency: str, amount: int, network_fee: int = 0) -> Posting:
-    """A refund that had gone out failed (its transaction was dropped): owed to the customer again."""
-    return _posting(
-        f"refund:{refund_id}:returned",
-        PostingKind.REFUND,
-        currency,
-        (Account.INCOMING, -(amount - network_fee)),
-        (Account.NETWORK_FEES, -network_fee),
-        (Account.REFUNDS_PAYABLE, amount),
-    )
+def refund_returned(
+    refund_id: str, currency: str, amount: int, received: int | None = None, network_fee: int = 0
+) -> Posting:
+    """A refund that had gone out failed (its transaction was dropped): `refund_sent` undone, so it
+    is owed to the customer again."""
+    got = amount - network_fee if received is None else received
+    moves = [(account, -value) for account, value in _refund_out(amount, got, network_fee)]
+    return _posting(f"refund:{refund_id}:returned", PostingKind.REFUND, currency, *moves)
 
 
 def _posting(key: str, kind: PostingKind, currency: str, *moves: tuple[Account, int]) -> Posting:

@@ -121,7 +121,27 @@ class PayoutService:
             raise Conflict(
                 f"the wallet cannot be reached, try again: {exc}", code="rail_unavailable"
             ) from None
+        if await self._reference_taken(merchant_pk, prepared.reference, payout["pk"]):
+            raise InvalidRequest(
+                "this transaction was recorded for another payout: sign this payout's unsigned_tx",
+                param="signed_tx",
+            )
+        if payout["received"] is not None:  # what the unsigned transaction pays, as built
+            prepared = Prepared(
+                prepared.reference, payout["received"], payout["network_fee"], "", prepared.final
+            )
         return await self._after_sent(merchant_pk, payout_id, prepared)
+
+    async def _reference_taken(self, merchant_pk: int, reference: str, payout_pk: int) -> bool:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                select(payouts.c.pk).where(
+                    payouts.c.merchant_pk == merchant_pk,
+                    payouts.c.reference == reference,
+                    payouts.c.pk != payout_pk,
+                )
+            )
+            return found.first() is not None
 
     async def cancel(self, merchant_pk: int, payout_id: str) -> dict[str, Any]:
         """Only a payout waiting for its signature can be canceled: the rest may be on their way."""

@@ -403,7 +403,9 @@ class RefundService:
                     sent_at=now,
                 )
                 postings.append(
-                    refund_sent(refund["id"], refund["currency"], refund["amount"], sent.network_fee)
+                    refund_sent(
+                        refund["id"], refund["currency"], refund["amount"], sent.received, sent.network_fee
+                    )
                 )
             if target is RefundStatus.CONFIRMED:
                 changes["confirmed_at"] = now
@@ -412,7 +414,11 @@ class RefundService:
                 if current is RefundStatus.SENT:
                     postings.append(
                         refund_returned(
-                            refund["id"], refund["currency"], refund["amount"], refund["network_fee"] or 0
+                            refund["id"],
+                            refund["currency"],
+                            refund["amount"],
+                            refund["received"],
+                            refund["network_fee"] or 0,
                         )
                     )
                 postings.append(refund_released(refund["id"], refund["currency"], refund["amount"]))
@@ -427,6 +433,7 @@ class RefundService:
                 RefundStatus.CANCELED: "refund.canceled",
             }
             events = [event[target]] if target in event else []
+            confirm: dict[str, Any] = {}
             if target is RefundStatus.SENT and confirmed:
                 move(RefundStatus.SENT, RefundStatus.CONFIRMED)
                 confirm = {"status": RefundStatus.CONFIRMED.value, "confirmed_at": now}

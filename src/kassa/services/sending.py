@@ -54,5 +54,5 @@ async def send_once(
         if seen.state in ("pending", "confirmed"):
             return prepared  # it went out before Kassa could record it: never again
     await rail.relay(config, prepared)
-    crash_point("relayed")
+    crash_point(f"relayed:{config.rail}")
     return prepared

@@ -20,13 +20,18 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
-    NoSending,
     NoSubmissions,
+    Outgoing,
+    PayoutSettings,
+    Prepared,
     Quote,
     QuoteRequest,
     RailConfig,
     RailHealth,
     RailSettings,
+    SendRequest,
+    SendUnsupported,
+    Unsigned,
     Watcher,
 )
 from kassa.rails.monero.rpc import (
@@ -53,7 +58,7 @@ _NETWORKS_STAGENET: Final = {"5": "stagenet", "7": "stagenet"}
 Login = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class MoneroSettings(RailSettings):
+class MoneroSettings(PayoutSettings):
     """What a merchant configures (PUT /api/v1/payment-methods/monero); `password` and
     `daemon_password` are secrets: stored encrypted, shown masked."""
 
@@ -74,6 +79,11 @@ class MoneroSettings(RailSettings):
     """The wallet account whose subaddresses receive the payments."""
     auto_refresh_period: Annotated[StrictInt, Field(ge=1, le=3600)] | None = None
     """If set, the watcher asks monero-wallet-rpc to refresh itself every N s (for --tx-notify)."""
+    spend_wallet_rpc_url: RpcUrl | None = None
+    """Custodial mode: a monero-wallet-rpc with the SAME wallet, spend key included, from which Kassa
+    sends refunds and payouts (docs/payouts.md). Without it the merchant sends by hand, or signs."""
+    spend_username: Login | None = None
+    spend_password: Annotated[str, Field(max_length=256)] | None = None
 
     @field_validator("password")
     @classmethod
@@ -89,7 +99,14 @@ class MoneroSettings(RailSettings):
             raise ValueError("a daemon_password needs a daemon_username")
         return value
 
-    @field_validator("username", "daemon_username")
+    @field_validator("spend_password")
+    @classmethod
+    def _spend_password_needs_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("spend_username") is None:
+            raise ValueError("a spend_password needs a spend_username")
+        return value
+
+    @field_validator("username", "daemon_username", "spend_username")
     @classmethod
     def _no_colon(cls, value: str | None) -> str | None:
         if value is not None and ":" in value:
@@ -103,6 +120,15 @@ def settings_of(config: RailConfig) -> MoneroSettings:
 
 def wallet_client(settings: MoneroSettings, timeout: float = 10.0) -> MoneroWalletRpc:
     return MoneroWalletRpc(settings.wallet_rpc_url, settings.username, settings.password, timeout=timeout)
+
+
+def spend_client(settings: MoneroSettings, timeout: float = 60.0) -> MoneroWalletRpc:
+    """The spend-capable wallet (SendUnsupported without one): building a transaction takes seconds."""
+    if settings.spend_wallet_rpc_url is None:
+        raise SendUnsupported("no spend_wallet_rpc_url: Kassa cannot spend from this Monero wallet")
+    return MoneroWalletRpc(
+        settings.spend_wallet_rpc_url, settings.spend_username, settings.spend_password, timeout=timeout
+    )
 
 
 def daemon_client(settings: MoneroSettings) -> MoneroDaemonRpc | None:
@@ -145,11 +171,45 @@ class MoneroRailUnavailable(KassaError):
     code = "rail_unavailable"
 
 
-class MoneroRail(NoSubmissions, NoGateway, NoSending):
+class MoneroRail(NoSubmissions, NoGateway):
     name: ClassVar[str] = "monero"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = MoneroSettings
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "daemon_password"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "daemon_password", "spend_password"})
+    can_send: ClassVar[bool] = True  # refunds go to the payer's address; Kassa sends with a spend wallet
+
+    def spends(self, config: RailConfig) -> bool:
+        return settings_of(config).spend_wallet_rpc_url is not None
+
+    async def check_destination(self, config: RailConfig, destination: str) -> str:
+        from kassa.rails.monero import spending
+
+        return await spending.check_destination(settings_of(config), destination)
+
+    async def prepare_send(self, config: RailConfig, request: SendRequest) -> Prepared:
+        from kassa.rails.monero import spending
+
+        return await spending.prepare_send(settings_of(config), request)
+
+    async def relay(self, config: RailConfig, prepared: Prepared) -> None:
+        from kassa.rails.monero import spending
+
+        await spending.relay(settings_of(config), prepared)
+
+    async def outgoing(self, config: RailConfig, reference: str) -> Outgoing:
+        from kassa.rails.monero import spending
+
+        return await spending.outgoing(settings_of(config), reference)
+
+    async def prepare_unsigned(self, config: RailConfig, request: SendRequest) -> Unsigned:
+        from kassa.rails.monero import spending
+
+        return await spending.prepare_unsigned(settings_of(config), request)
+
+    async def submit_signed(self, config: RailConfig, unsigned: str, signed: str) -> Prepared:
+        from kassa.rails.monero import spending
+
+        return await spending.submit_signed(settings_of(config), unsigned, signed)
 
     def methods(self, config: RailConfig) -> list[MethodSpec]:
         return [MethodSpec(CURRENCY, CURRENCY)]
@@ -215,6 +275,8 @@ class MoneroRail(NoSubmissions, NoGateway, NoSending):
                 "the wallet is NOT view-only: it holds the spend key, so anyone who reaches this "
                 "wallet RPC can move the funds. Give Kassa a view-only wallet (see docs/monero.md)"
             )
+        if settings.spend_wallet_rpc_url is not None:
+            problems.extend(await _check_spend_wallet(settings, details))
         daemon = daemon_client(settings)
         if daemon is not None:
             details["daemon_url"] = settings.daemon_url
@@ -240,3 +302,21 @@ class MoneroRail(NoSubmissions, NoGateway, NoSending):
         if problems:
             details["reason"] = "; ".join(problems)
         return RailHealth(ok=not problems, details=details)
+
+
+async def _check_spend_wallet(settings: MoneroSettings, details: dict[str, Any]) -> list[str]:
+    """Custodial mode: the spend wallet must be the same wallet as the view-only one, and spend."""
+    details["spend_wallet_rpc_url"] = settings.spend_wallet_rpc_url
+    try:
+        async with spend_client(settings, timeout=10) as wallet:
+            address = (await wallet.get_address(settings.account_index, [0])).address
+            view_only = await wallet.is_view_only()
+            balance = await wallet.get_balance(settings.account_index)
+    except MoneroError as exc:
+        return [f"spend wallet: {describe_error(exc)}"]
+    details["spend_unlocked_balance"] = balance.unlocked_balance
+    if view_only:
+        return ["the spend wallet is view-only: it cannot send refunds or payouts"]
+    if "address" in details and address != details["address"]:
+        return ["the spend wallet is another wallet than the view-only one (their addresses differ)"]
+    return []

@@ -7,6 +7,15 @@ running on a regtest chain (tests/rails/test_monero_rpc.py).
 
 Amounts are integers in atomic units (piconero, 1 XMR = 10**12).
 
+Spending (refunds, payouts): :meth:`MoneroWalletRpc.transfer` with ``do_not_relay=True`` builds and
+signs a transaction without publishing it; :meth:`MoneroWalletRpc.relay_tx` publishes it later and
+is idempotent (relaying the same metadata again, in the pool or mined, answers the same hash). A
+view-only wallet gets an ``unsigned_txset`` instead, signed offline by the full wallet (cold signing:
+:meth:`~MoneroWalletRpc.export_outputs`, :meth:`~MoneroWalletRpc.import_outputs`,
+:meth:`~MoneroWalletRpc.export_key_images`, :meth:`~MoneroWalletRpc.import_key_images`,
+:meth:`~MoneroWalletRpc.sign_transfer`, :meth:`~MoneroWalletRpc.submit_transfer`). Behaviours
+checked on 0.18 regtest are in tests/rails/test_monero_spend_rpc.py.
+
 Errors:
 
 * :class:`MoneroUnreachable`: nothing answered (connection refused, DNS failure, timeout, reset);
@@ -24,6 +33,7 @@ import asyncio
 import itertools
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -33,8 +43,11 @@ import httpx
 __all__ = [
     "ATOMIC_UNITS_PER_XMR",
     "AccountAddresses",
+    "AddressValidation",
+    "Balance",
     "DaemonInfo",
     "GeneratedBlocks",
+    "KeyImageImport",
     "MoneroAuthenticationError",
     "MoneroDaemonRpc",
     "MoneroError",
@@ -43,10 +56,14 @@ __all__ = [
     "MoneroUnreachable",
     "MoneroWalletRpc",
     "RefreshResult",
+    "SignedKeyImage",
+    "SignedTransfer",
     "Subaddress",
     "SubaddressIndex",
     "SubaddressInfo",
     "Transfer",
+    "TransferDescription",
+    "TransferResult",
     "TxKeyCheck",
     "WalletVersion",
 ]
@@ -55,14 +72,34 @@ logger = logging.getLogger(__name__)
 
 ATOMIC_UNITS_PER_XMR: Final = 10**12
 
-# Error codes of monero-wallet-rpc (src/wallet/wallet_errors.h, wallet_rpc_server_error_codes.h).
-WALLET_RPC_ERROR_CODE_UNKNOWN_ERROR: Final = -1
+# Error codes of monero-wallet-rpc (src/wallet/wallet_errors.h, wallet_rpc_server_error_codes.h); the
+# messages are what 0.18 sends.
+WALLET_RPC_ERROR_CODE_UNKNOWN_ERROR: Final = -1  # also bad import_outputs / import_key_images data
+WALLET_RPC_ERROR_CODE_WRONG_ADDRESS: Final = -2  # "WALLET_RPC_ERROR_CODE_WRONG_ADDRESS: <address>"
+# transfer / relay_tx: "Failed to commit tx." when the daemon refuses it, e.g. a double spend.
+WALLET_RPC_ERROR_CODE_GENERIC_TRANSFER_ERROR: Final = -4
 WALLET_RPC_ERROR_CODE_WRONG_TXID: Final = -8  # also "Transaction not found." for get_transfer_by_txid
 WALLET_RPC_ERROR_CODE_NOT_OPEN: Final = -13  # "No wallet file"
-WALLET_RPC_ERROR_CODE_WATCH_ONLY: Final = -29
+WALLET_RPC_ERROR_CODE_NOT_ENOUGH_MONEY: Final = -17  # "not enough money": the balance is too small
+WALLET_RPC_ERROR_CODE_ZERO_DESTINATION: Final = -20  # "Transaction has no destination"
+WALLET_RPC_ERROR_CODE_BAD_HEX: Final = -26  # "Failed to parse hex."
+WALLET_RPC_ERROR_CODE_BAD_TX_METADATA: Final = -27  # "Failed to parse tx metadata."
+WALLET_RPC_ERROR_CODE_WATCH_ONLY: Final = -29  # also sign_transfer / describe_transfer on view-only
+# "not enough unlocked money": enough in total, but part of it is younger than 10 blocks.
+WALLET_RPC_ERROR_CODE_NOT_ENOUGH_UNLOCKED_MONEY: Final = -37
+WALLET_RPC_ERROR_CODE_BAD_UNSIGNED_TX_DATA: Final = -39  # "cannot load unsigned_txset"
+WALLET_RPC_ERROR_CODE_BAD_SIGNED_TX_DATA: Final = -40  # "Failed to parse signed tx data."
+# submit_transfer: "Failed to submit signed tx: transaction was rejected by daemon" (e.g. it spends an
+# output already spent: the view-only wallet's key images were stale), or the set was not made by
+# this wallet ("Bad output index in selected transfers: 0").
+WALLET_RPC_ERROR_CODE_SIGNED_SUBMISSION: Final = -41
+WALLET_RPC_ERROR_CODE_ZERO_AMOUNT: Final = -46  # "destination amount is zero"
 JSON_RPC_METHOD_NOT_FOUND: Final = -32601
 
 _TXID_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
+_MAX_ATOMIC: Final = 2**64 - 1  # amounts are uint64 on the wire
+# What a view-only wallet's transfer puts in spent_key_images: it cannot compute the real ones.
+_PLACEHOLDER_KEY_IMAGE: Final = "01" + "00" * 31
 _DEFAULT_TIMEOUT: Final = 10.0
 
 
@@ -230,6 +267,96 @@ class TxKeyCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressValidation:
+    """``validate_address``. ``nettype`` is ``"mainnet"``, ``"testnet"`` or ``"stagenet"`` ("" when
+    not valid); regtest uses mainnet addresses, so on regtest a real mainnet address is valid too."""
+
+    valid: bool
+    integrated: bool
+    subaddress: bool
+    nettype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """``get_balance`` of one account. ``unlocked_balance`` is what can be spent now; received
+    outputs unlock 10 blocks after the one that mined them (coinbase 60)."""
+
+    balance: int
+    unlocked_balance: int
+    blocks_to_unlock: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """``transfer``: one transaction paying every destination.
+
+    From a full wallet: ``tx_hash`` is final, ``tx_metadata`` is what :meth:`MoneroWalletRpc.relay_tx`
+    publishes, ``spent_key_images`` the inputs (two transactions sharing one cannot both be mined).
+    From a view-only wallet: ``unsigned_txset`` is set, nothing is published, ``spent_key_images`` is
+    empty and ``tx_hash`` / ``tx_key`` are NOT those of the transaction the full wallet signs: use
+    :attr:`SignedTransfer.tx_hashes`. ``amount`` excludes the fee.
+    """
+
+    tx_hash: str
+    tx_key: str
+    amount: int
+    fee: int
+    tx_metadata: str
+    unsigned_txset: str
+    spent_key_images: tuple[str, ...] = ()
+    weight: int = 0
+
+    @property
+    def needs_signing(self) -> bool:
+        """True for a view-only wallet's answer: sign ``unsigned_txset`` with the full wallet."""
+        return bool(self.unsigned_txset)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedKeyImage:
+    """One entry of ``export_key_images``: an output's key image, signed by the spend key."""
+
+    key_image: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyImageImport:
+    """``import_key_images``: the amounts of the imported outputs the daemon reports spent and
+    unspent; ``height`` is the block height of the newest of those outputs (not the chain's)."""
+
+    height: int
+    spent: int
+    unspent: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTransfer:
+    """``sign_transfer``: the set to hand to the view-only wallet's ``submit_transfer``, and the
+    final hashes (and keys, for payment proofs) of its transactions."""
+
+    signed_txset: str
+    tx_hashes: tuple[str, ...]
+    tx_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDescription:
+    """One transaction of ``describe_transfer``: what the full wallet is asked to sign."""
+
+    recipients: tuple[tuple[str, int], ...]
+    amount_in: int
+    amount_out: int
+    fee: int
+    change_address: str
+    change_amount: int
+    ring_size: int
+    unlock_time: int
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonInfo:
     """``get_info`` of monerod. ``height`` is the chain length (top block height + 1)."""
 
@@ -275,6 +402,19 @@ def _opt_bool(obj: dict[str, Any], key: str, default: bool = False) -> bool:
 def _opt_str(obj: dict[str, Any], key: str, default: str = "") -> str:
     value = obj.get(key, default)
     return value if isinstance(value, str) else default
+
+
+def _opt_strs(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key)
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _check_amount(amount: Any) -> int:
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise TypeError(f"amounts are ints in atomic units, not {type(amount).__name__}")
+    if not 0 < amount <= _MAX_ATOMIC:
+        raise ValueError(f"amount must be between 1 and 2**64 - 1 atomic units, got {amount}")
+    return amount
 
 
 def _subaddr_index(obj: Any, method: str) -> SubaddressIndex:
@@ -651,6 +791,206 @@ class MoneroWalletRpc(_JsonRpcClient):
             in_pool=_opt_bool(result, "in_pool"),
             confirmations=_opt_int(result, "confirmations"),
         )
+
+    async def validate_address(self, address: str, *, any_net_type: bool = False) -> AddressValidation:
+        """Whether ``address`` is a valid address of the daemon's network (of any, with
+        ``any_net_type``), and its kind. Garbage and bad checksums answer ``valid=False``, no error."""
+        result = await self.call("validate_address", {"address": address, "any_net_type": any_net_type})
+        return AddressValidation(
+            valid=_req(result, "valid", bool, "validate_address"),
+            integrated=_opt_bool(result, "integrated"),
+            subaddress=_opt_bool(result, "subaddress"),
+            nettype=_opt_str(result, "nettype"),
+        )
+
+    async def get_balance(self, account_index: int = 0) -> Balance:
+        """The account's balance. A view-only wallet counts outputs spent since its last
+        :meth:`import_key_images` as unspent."""
+        result = await self.call("get_balance", {"account_index": account_index})
+        return Balance(
+            balance=_req(result, "balance", int, "get_balance"),
+            unlocked_balance=_req(result, "unlocked_balance", int, "get_balance"),
+            blocks_to_unlock=_opt_int(result, "blocks_to_unlock"),
+        )
+
+    async def transfer(
+        self,
+        destinations: Sequence[tuple[str, int]],
+        *,
+        account_index: int = 0,
+        subaddr_indices: Sequence[int] | None = None,
+        priority: int = 0,
+        do_not_relay: bool = False,
+        http_timeout: float | None = None,
+    ) -> TransferResult:
+        """One transaction paying each (address, atomic amount) from ``account_index`` (only from
+        ``subaddr_indices`` of it, if given); the fee comes on top.
+
+        With ``do_not_relay`` nothing reaches the daemon and the wallet forgets the transaction
+        (``get_transfer_by_txid`` does not find it, the balance is unchanged) until :meth:`relay_tx`.
+        So a second call picks inputs again: for a one-input transaction the same output (then only
+        the first relayed is accepted), for several inputs a random choice, and both may be mined:
+        keep and relay the first answer's ``tx_metadata`` instead of preparing again. Without
+        ``do_not_relay``, a timeout leaves unknown whether the transaction was published.
+        """
+        if not destinations:
+            raise ValueError("transfer needs at least one destination")
+        params: dict[str, Any] = {
+            "destinations": [
+                {"address": address, "amount": _check_amount(amount)} for address, amount in destinations
+            ],
+            "account_index": account_index,
+            "priority": priority,
+            "do_not_relay": do_not_relay,
+            "get_tx_key": True,
+            "get_tx_metadata": True,
+        }
+        if subaddr_indices is not None:
+            params["subaddr_indices"] = sorted(set(subaddr_indices))
+        result = await self.call("transfer", params, http_timeout=http_timeout)
+        unsigned_txset = _opt_str(result, "unsigned_txset")
+        spent = result.get("spent_key_images")
+        key_images = _opt_strs(spent, "key_images") if isinstance(spent, dict) else ()
+        if unsigned_txset:
+            key_images = tuple(k for k in key_images if k != _PLACEHOLDER_KEY_IMAGE)
+        return TransferResult(
+            tx_hash=_req(result, "tx_hash", str, "transfer"),
+            tx_key=_opt_str(result, "tx_key"),
+            amount=_req(result, "amount", int, "transfer"),
+            fee=_req(result, "fee", int, "transfer"),
+            tx_metadata=_opt_str(result, "tx_metadata"),
+            unsigned_txset=unsigned_txset,
+            spent_key_images=key_images,
+            weight=_opt_int(result, "weight"),
+        )
+
+    async def relay_tx(self, tx_metadata: str, *, tx_hash: str | None = None) -> str:
+        """Publish a transaction prepared with ``do_not_relay``; returns its hash.
+
+        The daemon side is idempotent: the same metadata again, in the pool or once mined, answers
+        the same hash and pays nothing twice. The wallet side is not: relaying a transaction the
+        wallet has already seen mined adds a second, never-cleared ``"pending"`` entry for it, and
+        ``get_balance`` then counts its change twice. Pass the prepared ``tx_hash`` to skip the call
+        when the wallet already has the transaction in a block. A transaction spending an input that
+        another one already spent is refused with :data:`WALLET_RPC_ERROR_CODE_GENERIC_TRANSFER_ERROR`.
+        """
+        if tx_hash is not None and any(
+            entry.type == "out" for entry in await self.get_transfer_by_txid(tx_hash)
+        ):
+            return tx_hash
+        result = await self.call("relay_tx", {"hex": tx_metadata})
+        return str(_req(result, "tx_hash", str, "relay_tx"))
+
+    async def export_outputs(self, *, all: bool = True) -> str:
+        """Cold signing, view-only side: the wallet's outputs (hex) for the full wallet's
+        :meth:`import_outputs` (all of them, or only those since the last export)."""
+        result = await self.call("export_outputs", {"all": all})
+        return str(_req(result, "outputs_data_hex", str, "export_outputs"))
+
+    async def import_outputs(self, outputs_data_hex: str) -> int:
+        """Cold signing, full wallet side: import :meth:`export_outputs`; returns how many."""
+        result = await self.call("import_outputs", {"outputs_data_hex": outputs_data_hex})
+        return int(_req(result, "num_imported", int, "import_outputs"))
+
+    async def export_key_images(self, *, all: bool = True) -> list[SignedKeyImage]:
+        """Cold signing, full wallet side: the signed key images of the imported outputs, for the
+        view-only wallet's :meth:`import_key_images` (``all=False``: only new ones; the offset the
+        RPC then reports is not returned, so keep the default).
+
+        Refused here with :data:`WALLET_RPC_ERROR_CODE_WATCH_ONLY` on a view-only wallet: there,
+        monero-wallet-rpc 0.18 aborts (an assertion in ``generate_ring_signature``) once the wallet
+        has outputs, killing the server.
+        """
+        if await self.is_view_only():
+            raise MoneroRpcError(
+                WALLET_RPC_ERROR_CODE_WATCH_ONLY,
+                "refused: export_key_images on a view-only wallet aborts monero-wallet-rpc 0.18",
+                "export_key_images",
+            )
+        result = await self.call("export_key_images", {"all": all})
+        entries = result.get("signed_key_images", [])
+        return [
+            SignedKeyImage(
+                key_image=_req(entry, "key_image", str, "export_key_images"),
+                signature=_req(entry, "signature", str, "export_key_images"),
+            )
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict)
+        ]
+
+    async def import_key_images(
+        self, images: Sequence[SignedKeyImage], *, offset: int = 0, http_timeout: float | None = None
+    ) -> KeyImageImport:
+        """Cold signing, view-only side: import :meth:`export_key_images`, so that the wallet knows
+        which outputs are spent (needs a trusted daemon). Without fresh key images a view-only
+        wallet's :meth:`transfer` may spend a spent output and :meth:`submit_transfer` fails."""
+        params: dict[str, Any] = {
+            "signed_key_images": [{"key_image": i.key_image, "signature": i.signature} for i in images]
+        }
+        if offset:
+            params["offset"] = offset
+        result = await self.call("import_key_images", params, http_timeout=http_timeout)
+        return KeyImageImport(
+            height=_opt_int(result, "height"),
+            spent=_req(result, "spent", int, "import_key_images"),
+            unspent=_req(result, "unspent", int, "import_key_images"),
+        )
+
+    async def describe_transfer(self, unsigned_txset: str) -> list[TransferDescription]:
+        """What an ``unsigned_txset`` pays, one entry per transaction: check it before signing.
+        Full wallet only (a view-only one answers :data:`WALLET_RPC_ERROR_CODE_WATCH_ONLY`)."""
+        result = await self.call("describe_transfer", {"unsigned_txset": unsigned_txset})
+        entries = result.get("desc", [])
+        descriptions: list[TransferDescription] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            recipients = entry.get("recipients", [])
+            descriptions.append(
+                TransferDescription(
+                    recipients=tuple(
+                        (
+                            _req(r, "address", str, "describe_transfer"),
+                            _req(r, "amount", int, "describe_transfer"),
+                        )
+                        for r in (recipients if isinstance(recipients, list) else [])
+                        if isinstance(r, dict)
+                    ),
+                    amount_in=_req(entry, "amount_in", int, "describe_transfer"),
+                    amount_out=_req(entry, "amount_out", int, "describe_transfer"),
+                    fee=_req(entry, "fee", int, "describe_transfer"),
+                    change_address=_opt_str(entry, "change_address"),
+                    change_amount=_opt_int(entry, "change_amount"),
+                    ring_size=_opt_int(entry, "ring_size"),
+                    unlock_time=_opt_int(entry, "unlock_time"),
+                    payment_id=_opt_str(entry, "payment_id"),
+                )
+            )
+        return descriptions
+
+    async def sign_transfer(
+        self, unsigned_txset: str, *, http_timeout: float | None = None
+    ) -> SignedTransfer:
+        """Cold signing, full wallet side: sign a view-only wallet's ``unsigned_txset``. Nothing is
+        published; signing the same set again gives another valid set of the same transactions."""
+        result = await self.call(
+            "sign_transfer",
+            {"unsigned_txset": unsigned_txset, "get_tx_keys": True},
+            http_timeout=http_timeout,
+        )
+        return SignedTransfer(
+            signed_txset=_req(result, "signed_txset", str, "sign_transfer"),
+            tx_hashes=_opt_strs(result, "tx_hash_list"),
+            tx_keys=_opt_strs(result, "tx_key_list"),
+        )
+
+    async def submit_transfer(self, tx_data_hex: str, *, http_timeout: float | None = None) -> list[str]:
+        """Cold signing, view-only side: publish :meth:`sign_transfer`'s ``signed_txset`` from the
+        wallet that built the unsigned set; returns the hashes. Submitting again while in the pool
+        answers the same hashes; a set that spends an already spent output (stale key images) is
+        refused with :data:`WALLET_RPC_ERROR_CODE_SIGNED_SUBMISSION`."""
+        result = await self.call("submit_transfer", {"tx_data_hex": tx_data_hex}, http_timeout=http_timeout)
+        return list(_opt_strs(result, "tx_hash_list"))
 
 
 # --------------------------------------------------------------------------------------------------
