@@ -201,3 +201,24 @@ def test_a_refund_link_expires(kassa: KassaServer, api: httpx.Client) -> None:
         kassa.clock.advance((before - kassa.clock.now()).total_seconds())
     fresh = api.get(f"/api/v1/orders/{order['id']}/refunds").json()["data"][0]["destination_url"]
     assert httpx.get(fresh).status_code == 200  # the merchant reads the refund: a new link
+
+
+def test_the_customer_gets_the_refund_link_by_email(kassa: KassaServer, api: httpx.Client) -> None:
+    order = api.post(
+        "/api/v1/orders", json={"amount": 900, "currency": "USD", "email": "payer@example.org"}
+    ).json()
+    assert api.post("/api/v1/test/payments", json={"order": order["id"], "amount": 900}).status_code == 201
+    assert api.post("/api/v1/test/blocks", json={"count": 1}).status_code == 200
+    asked = refund(api, order["id"], amount=400).json()
+    refund(api, order["id"], amount=100, destination="test:known")  # knows where: no email
+    kassa.send_emails()
+    mails = [
+        m
+        for m in kassa.mailer.messages
+        if m.to == "payer@example.org" and m.kind == "customer_refund_address"
+    ]
+    assert len(mails) == 1, [m.subject for m in mails]
+    (mail,) = mails
+    assert "4.00 USD" in mail.subject and "where should it go" in mail.subject
+    assert asked["destination_url"] in mail.text and asked["destination_url"] in mail.html
+    assert order["id"] in mail.text

@@ -22,9 +22,11 @@ from kassa.notify.email import (
     MailDeliveryError,
     OrderEmailContext,
     RecordingMailer,
+    RefundLinkContext,
     SmtpMailer,
     WebhookDisabledContext,
     render_order_email,
+    render_refund_link,
     render_webhook_disabled,
 )
 
@@ -128,7 +130,14 @@ def test_webhook_disabled_says_which_why_and_how() -> None:
     )
 
 
-@pytest.mark.parametrize("kind", [k for k in EmailKind if k is not EmailKind.MERCHANT_WEBHOOK_DISABLED])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        k
+        for k in EmailKind
+        if k not in (EmailKind.MERCHANT_WEBHOOK_DISABLED, EmailKind.CUSTOMER_REFUND_ADDRESS)
+    ],
+)
 def test_test_orders_are_marked_everywhere(kind: EmailKind) -> None:
     test_msg = render_order_email(kind, replace(ORDER, test=True), "alice@example.com")
     live_msg = render_order_email(kind, ORDER, "alice@example.com")
@@ -355,3 +364,21 @@ async def test_recording_mailer_is_bounded() -> None:
     for i in range(5):
         await mailer.send(render_order_email(EmailKind.CUSTOMER_ORDER_PAID, ORDER, f"c{i}@example.com"))
     assert [m.to for m in mailer.messages] == ["c2@example.com", "c3@example.com", "c4@example.com"]
+
+
+def test_the_refund_link_email_is_marked_and_escaped() -> None:
+    context = RefundLinkContext(
+        merchant_name="<b>Tea</b>",
+        order_id="ord_1",
+        amount_display="4.00 USD",
+        link="https://pay.example/refund/abc.def",
+        merchant_contact="help@tea.example",
+        test=True,
+    )
+    msg = render_refund_link(context, "alice@example.com")
+    assert msg.subject.startswith(f"[{TEST_MARKER}] ") and "4.00 USD" in msg.subject
+    for body in (msg.text, msg.html):
+        assert context.link in body and TEST_MARKER in body and "help@tea.example" in body
+    assert "<b>Tea</b>" not in msg.html and "&lt;b&gt;Tea&lt;/b&gt;" in msg.html
+    live = render_refund_link(replace(context, test=False), "alice@example.com")
+    assert TEST_MARKER not in live.subject + live.text + live.html

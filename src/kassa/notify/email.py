@@ -51,11 +51,12 @@ class EmailKind(StrEnum):
     CUSTOMER_ORDER_CREATED = "customer_order_created"
     CUSTOMER_ORDER_PAID = "customer_order_paid"
     CUSTOMER_ORDER_EXPIRED = "customer_order_expired"
+    CUSTOMER_REFUND_ADDRESS = "customer_refund_address"
     MERCHANT_ORDER_PAID = "merchant_order_paid"
     MERCHANT_WEBHOOK_DISABLED = "merchant_webhook_disabled"
 
 
-_ORDER_KINDS = frozenset(EmailKind) - {EmailKind.MERCHANT_WEBHOOK_DISABLED}
+_ORDER_KINDS = frozenset(EmailKind) - {EmailKind.MERCHANT_WEBHOOK_DISABLED, EmailKind.CUSTOMER_REFUND_ADDRESS}
 _ADDRESS_RE = re.compile(r"[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+")
 
 
@@ -113,6 +114,18 @@ class WebhookDisabledContext:
     test: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RefundLinkContext:
+    """A refund waits for the customer's address: the signed link to give it."""
+
+    merchant_name: str
+    order_id: str
+    amount_display: str
+    link: str
+    merchant_contact: str | None = None
+    test: bool = False
+
+
 def _utc(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -152,7 +165,7 @@ def _render(kind: EmailKind, to: str, data: dict[str, Any], test: bool) -> Email
     )
 
 
-def _fields(ctx: OrderEmailContext | WebhookDisabledContext) -> dict[str, Any]:
+def _fields(ctx: OrderEmailContext | WebhookDisabledContext | RefundLinkContext) -> dict[str, Any]:
     return {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)}
 
 
@@ -161,6 +174,10 @@ def render_order_email(kind: EmailKind, ctx: OrderEmailContext, to: str) -> Emai
     if kind not in _ORDER_KINDS:
         raise ValueError(f"{kind} is not an order email")
     return _render(kind, to, _fields(ctx), ctx.test)
+
+
+def render_refund_link(ctx: RefundLinkContext, to: str) -> EmailMessageSpec:
+    return _render(EmailKind.CUSTOMER_REFUND_ADDRESS, to, _fields(ctx), ctx.test)
 
 
 def render_webhook_disabled(ctx: WebhookDisabledContext, to: str) -> EmailMessageSpec:

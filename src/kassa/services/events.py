@@ -14,7 +14,14 @@ from kassa.db.database import Tx
 from kassa.db.tables import deliveries, emails, events, merchants, webhook_endpoints
 from kassa.domain.money import Money
 from kassa.ids import new_id
-from kassa.notify.email import EmailKind, EmailMessageSpec, OrderEmailContext, render_order_email
+from kassa.notify.email import (
+    EmailKind,
+    EmailMessageSpec,
+    OrderEmailContext,
+    RefundLinkContext,
+    render_order_email,
+    render_refund_link,
+)
 
 CUSTOMER_EMAILS = {
     "order.created": EmailKind.CUSTOMER_ORDER_CREATED,
@@ -80,6 +87,8 @@ async def emit(
         tx.work_queued()
     if object_type == "order":
         await _queue_emails(tx, merchant_pk, merchant, type, data, customer_email, now)
+    elif type == "refund.created" and data.get("destination_url") and customer_email:
+        await _queue_refund_link(tx, merchant_pk, merchant, data, customer_email, now)
     return event_id
 
 
@@ -162,6 +171,26 @@ async def _queue_emails(
         )
     for msg in messages:
         await queue_email(tx, merchant_pk, msg, order["id"], now)
+
+
+async def _queue_refund_link(
+    tx: Tx,
+    merchant_pk: int,
+    merchant: dict[str, Any],
+    refund: dict[str, Any],
+    customer_email: str,
+    now: datetime,
+) -> None:
+    """A refund waits for the customer's address and Kassa knows their email: send them the link."""
+    context = RefundLinkContext(
+        merchant_name=merchant["name"],
+        order_id=refund["order"],
+        amount_display=Money(refund["amount"], refund["currency"]).display(),
+        link=refund["destination_url"],
+        merchant_contact=merchant["email"],
+        test=refund["test"],
+    )
+    await queue_email(tx, merchant_pk, render_refund_link(context, customer_email), refund["order"], now)
 
 
 def _context(merchant: dict[str, Any], order: dict[str, Any]) -> OrderEmailContext:

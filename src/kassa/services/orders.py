@@ -788,6 +788,7 @@ class OrderService:
                 test=row["test"],
                 now=now,
                 callback_url=row["callback_url"],
+                customer_email=row["email"],
             )
         tx.order_changed(row["id"])
 

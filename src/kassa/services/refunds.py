@@ -478,5 +478,6 @@ class RefundService:
             test=order["test"],
             now=now,
             callback_url=order["callback_url"],
+            customer_email=order["email"],
         )
         tx.order_changed(order["id"])
