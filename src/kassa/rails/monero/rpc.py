@@ -922,8 +922,9 @@ class MoneroWalletRpc(_JsonRpcClient):
         self, images: Sequence[SignedKeyImage], *, offset: int = 0, http_timeout: float | None = None
     ) -> KeyImageImport:
         """Cold signing, view-only side: import :meth:`export_key_images`, so that the wallet knows
-        which outputs are spent (needs a trusted daemon). Without fresh key images a view-only
-        wallet's :meth:`transfer` may spend a spent output and :meth:`submit_transfer` fails."""
+        which outputs are spent, and later sees those outputs spent by itself. Outputs received
+        since the last import stay blind: a view-only :meth:`transfer` may pick one already spent,
+        and :meth:`submit_transfer` then fails."""
         params: dict[str, Any] = {
             "signed_key_images": [{"key_image": i.key_image, "signature": i.signature} for i in images]
         }
@@ -972,7 +973,7 @@ class MoneroWalletRpc(_JsonRpcClient):
         self, unsigned_txset: str, *, http_timeout: float | None = None
     ) -> SignedTransfer:
         """Cold signing, full wallet side: sign a view-only wallet's ``unsigned_txset``. Nothing is
-        published; signing the same set again gives another valid set of the same transactions."""
+        published; signing the same set again succeeds too (only one of them can be mined)."""
         result = await self.call(
             "sign_transfer",
             {"unsigned_txset": unsigned_txset, "get_tx_keys": True},
