@@ -54,6 +54,8 @@ log = logging.getLogger("kassa.payouts")
 
 RESUME_AFTER = timedelta(seconds=30)
 """A payout left `sending` this long is resumed by the worker (its sender stopped or crashed)."""
+FAILED_PAUSE = timedelta(hours=1)
+"""After a policy's payout failed, the policy waits this long before it tries that balance again."""
 
 EVENTS = {
     PayoutStatus.SENT: "payout.sent",
@@ -205,6 +207,10 @@ class PayoutService:
             prepared = await send_once(rail, config, request, payout["prepared"], keep)
         except CounterpartUnavailable as exc:
             log.warning("payout %s: the wallet cannot be reached: %s", payout_id, exc)
+            async with self.db.transaction() as tx:  # the next try waits RESUME_AFTER from now
+                await tx.conn.execute(
+                    update(payouts).where(payouts.c.pk == payout["pk"]).values(updated_at=self.clock.now())
+                )
             return payout_view(payout)
         except (SendRefused, SendUnsupported) as exc:
             return await self._change(merchant_pk, payout_id, PayoutStatus.FAILED, failure=str(exc)[:500])
@@ -270,7 +276,12 @@ class PayoutService:
             async with self.db.read() as conn:
                 configs = await self.methods.configs(conn, row.pk)
             for config in configs:
-                made += await self._pay_by_policy(config, origin, period)
+                try:
+                    made += await self._pay_by_policy(config, origin, period)
+                except Exception:  # one merchant's trouble never stops the others' payouts
+                    log.exception(
+                        "payouts: the %s policy of merchant %s failed", origin.value, config.merchant_id
+                    )
         return made
 
     async def _pay_by_policy(self, config: RailConfig, origin: PayoutOrigin, period: str | None) -> int:
@@ -283,11 +294,28 @@ class PayoutService:
             return 0
         made = 0
         for currency in await self._currencies(config, rail):
+            if await self._failed_lately(config, currency):
+                continue  # e.g. a balance below the network fee: not again every pass
             payout = await self._reserve(config, rail, currency, None, address, origin, period, strict=False)
             if payout is not None:
                 made += 1
                 await self.send(config.merchant_pk, payout["id"])
         return made
+
+    async def _failed_lately(self, config: RailConfig, currency: str) -> bool:
+        """Whether a payout the policy made for this rail and currency failed within the last hour."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                select(payouts.c.pk).where(
+                    payouts.c.merchant_pk == config.merchant_pk,
+                    payouts.c.rail == config.rail,
+                    payouts.c.currency == currency,
+                    payouts.c.status == PayoutStatus.FAILED.value,
+                    payouts.c.origin != PayoutOrigin.MANUAL.value,
+                    payouts.c.updated_at > self.clock.now() - FAILED_PAUSE,
+                )
+            )
+            return found.first() is not None
 
     async def resume(self, limit: int = 100) -> int:
         """Payouts left `sending` (a crash, an unreachable wallet): the wallet is asked first whether

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -43,12 +44,15 @@ class Worker:
         """Refunds and payouts: send what is due, resume what a crash left, confirm what went out.
         The policies' pass (a query over the merchants) runs every tenth tick."""
         runtime = self.runtime
-        await runtime.refunds.send_due()
-        await runtime.refunds.confirm_sent()
+        steps: list[Callable[[], Awaitable[int]]] = [runtime.refunds.send_due, runtime.refunds.confirm_sent]
         if self._ticks % 10 == 0:
-            await runtime.payouts.run_due()
-        await runtime.payouts.resume()
-        await runtime.payouts.confirm_sent()
+            steps.append(runtime.payouts.run_due)
+        steps += [runtime.payouts.resume, runtime.payouts.confirm_sent]
+        for step in steps:
+            try:
+                await step()
+            except Exception:  # one step's trouble does not skip the others
+                log.exception("worker: %s failed; retrying next pass", step.__qualname__)
 
     async def prune(self) -> None:
         now, settings = self.runtime.clock.now(), self.runtime.settings
