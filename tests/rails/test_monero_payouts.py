@@ -287,3 +287,31 @@ def test_a_payout_signed_by_the_merchants_own_full_wallet(
     assert done.json()["status"] == "sent" and done.json()["reference"] == signed["tx_hash_list"][0]
     assert received_by(cold, done.json()["reference"]) == payout["received"]
     ledger_ok(xkassa)
+
+
+def test_check_says_whether_the_spend_wallet_can_pay(
+    custodial: Callable[..., Shop],
+    monero_regtest: MoneroRegtest,
+    cold_wallet: tuple[WalletRpcServer, str],
+) -> None:
+    shop = custodial()
+    check = shop.api.post("/api/v1/payment-methods/monero/check").json()
+    assert check["ok"] is True, check
+    assert check["details"]["spend_unlocked_balance"] >= 0 and check["details"]["view_only"] is True
+    cold, _address = cold_wallet  # another wallet, and a view-only one: it can pay nothing
+    shop.configure(spend_wallet_rpc_url=cold.url)
+    wrong = shop.api.post("/api/v1/payment-methods/monero/check").json()
+    assert wrong["ok"] is False and "view-only" in wrong["details"]["reason"]
+    unreachable = shop.configure(spend_wallet_rpc_url="http://127.0.0.1:9")
+    assert unreachable["settings"]["spend_wallet_rpc_url"] == "http://127.0.0.1:9"
+    down = shop.api.post("/api/v1/payment-methods/monero/check").json()
+    assert down["ok"] is False and "spend wallet" in down["details"]["reason"]
+    bad = shop.api.put(
+        "/api/v1/payment-methods/monero",
+        json={
+            "wallet_rpc_url": monero_regtest.merchant_wallet_url,
+            "username": "kassa",
+            "spend_password": "x",
+        },
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "settings.spend_password"

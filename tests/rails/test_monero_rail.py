@@ -103,7 +103,7 @@ def test_secrets_are_masked_and_kept(
     assert shown["settings"]["password"] == "********"
     assert shown["settings"]["wallet_rpc_url"] == "http://127.0.0.1:18083"
     assert shown["settings"]["poll_interval"] == 2.0 and shown["settings"]["account_index"] == 0
-    assert shown["secret_fields"] == ["daemon_password", "password"]
+    assert shown["secret_fields"] == ["daemon_password", "password", "spend_password"]
     listed = api.get("/api/v1/payment-methods").json()["data"]
     assert "s3cret-wallet-pass" not in json.dumps(listed)
     # Sending the mask back (or leaving the password out) keeps the stored password.
@@ -778,7 +778,12 @@ def test_rail_is_registered_and_describes_itself() -> None:
 
     rail = get_rail("monero")
     assert isinstance(rail, MoneroRail)
-    assert rail.secret_fields == {"password", "daemon_password"} and rail.test is False
+    assert rail.secret_fields == {"password", "daemon_password", "spend_password"} and rail.test is False
     config = RailConfig(1, "mch_x", "monero", {"wallet_rpc_url": "http://127.0.0.1:1"})
+    assert rail.can_send is True and rail.spends(config) is False  # view-only: the merchant sends
+    custodial = RailConfig(
+        1, "mch_x", "monero", {**config.settings, "spend_wallet_rpc_url": "http://127.0.0.1:2"}
+    )
+    assert rail.spends(custodial) is True
     assert [(m.method, m.currency) for m in rail.methods(config)] == [("XMR", "XMR")]
     assert rail.watcher(config) is not None

@@ -170,8 +170,13 @@ def test_customer_emails_arrive_with_links_and_amounts(
         "customer_order_paid",
         "customer_order_created",
         "customer_order_expired",
+        "customer_refund_address",  # the 5.00 USD refund waits for the buyer's address: the link
     ]
-    expired = mine[-1]
+    expired = mine[-2]
+    (refund,) = api_refunds(kassa, short["id"])
+    link_mail = mine[-1]
+    assert "5.00 USD" in link_mail["Subject"] and "where should it go" in link_mail["Subject"]
+    assert refund["destination_url"] in text_of(link_mail) and refund["destination_url"] in html_of(link_mail)
     assert expired["Subject"] == f"{TEST_MARKER} Your order at Mail Shop has expired"
     text = text_of(expired)
     assert "We received 5.00 USD, which is less than the 20.00 USD due" in text
@@ -233,3 +238,11 @@ def test_slow_smtp_and_two_workers_send_each_email_once(kassa: KassaServer) -> N
             api.post("/api/v1/orders", json={"amount": 700, "currency": "EUR", "email": to})
     kassa.call(one.run_once())
     assert sent.count(second) == 1, sent
+
+
+def api_refunds(kassa: KassaServer, order_id: str) -> list[dict[str, Any]]:
+    """The order's refunds as the API shows them (with the customer's link)."""
+    row = kassa.call(kassa.runtime.orders.get_public(order_id))
+    merchant_pk = row[1].pk
+    refunds, _more = kassa.call(kassa.runtime.refunds.for_order(merchant_pk, order_id, 10, None))
+    return refunds

@@ -66,7 +66,7 @@ def operator_fee(amount: int, fee_bps: int) -> int:
 
 def payout_refusal(amount: int, available: int, minimum: int, fee: int) -> tuple[str, str] | None:
     """Why a payout of `amount` cannot be made now, as (the field at fault, why), or None."""
-    if available <= 0 and amount <= available:
+    if available <= 0:
         return "amount", f"nothing to pay out: the balance is {available}"
     if amount <= 0:
         return "amount", "the amount must be a positive whole number of minor units"

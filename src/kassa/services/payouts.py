@@ -47,7 +47,7 @@ from kassa.rails.registry import UnknownRail, get_rail
 from kassa.services import ledger
 from kassa.services.events import emit
 from kassa.services.payment_methods import PaymentMethodService
-from kassa.services.sending import dump, load, send_once
+from kassa.services.sending import record_prepared, send_once, settled
 from kassa.services.views import payout_view
 
 log = logging.getLogger("kassa.payouts")
@@ -184,24 +184,10 @@ class PayoutService:
         )
 
         async def keep(prepared: Prepared) -> Prepared:
-            async with self.db.transaction() as tx:
-                kept = await tx.conn.execute(
-                    update(payouts)
-                    .where(
-                        payouts.c.pk == payout["pk"],
-                        payouts.c.prepared.is_(None),
-                        payouts.c.status == PayoutStatus.SENDING.value,
-                    )
-                    .values(
-                        prepared=dump(prepared), reference=prepared.reference, updated_at=self.clock.now()
-                    )
-                )
-                if kept.rowcount:
-                    return prepared
-                now = (await tx.conn.execute(select(payouts).where(payouts.c.pk == payout["pk"]))).one()
-            if now.status != PayoutStatus.SENDING.value or now.prepared is None:
-                raise Conflict(f"the payout is {now.status}", code="payout_state")
-            return load(now.prepared)  # another worker built it first: only that one goes out
+            waiting = PayoutStatus.SENDING.value
+            return await record_prepared(
+                self.db, payouts, payout["pk"], waiting, prepared, self.clock.now(), "payout"
+            )
 
         try:
             prepared = await send_once(rail, config, request, payout["prepared"], keep)
@@ -355,16 +341,10 @@ class PayoutService:
             ).all()
         moved = 0
         for row in rows:
-            config = await self.methods.config(row.merchant_pk, row.rail, enabled_only=False)
-            if config is None:
-                continue
-            try:
-                seen = await get_rail(config.rail).outgoing(config, row.reference)
-            except (CounterpartUnavailable, UnknownRail):
-                continue
-            if seen.state == "confirmed":
+            state = await settled(self.methods, row.merchant_pk, row.rail, row.reference)
+            if state == "confirmed":
                 await self._change(row.merchant_pk, row.id, PayoutStatus.CONFIRMED)
-            elif seen.state == "failed":
+            elif state == "failed":
                 failure = "the network dropped the payout's transaction"
                 await self._change(row.merchant_pk, row.id, PayoutStatus.FAILED, failure=failure)
             else:

@@ -35,7 +35,7 @@ from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.refund_links import LinkInvalid, RefundLinks
 from kassa.services.refund_rules import held_total, record_refund, sent_total
-from kassa.services.sending import dump, load, send_once
+from kassa.services.sending import record_prepared, send_once, settled
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
@@ -144,22 +144,10 @@ class RefundService:
         request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
 
         async def keep(prepared: Prepared) -> Prepared:
-            async with self.db.transaction() as tx:
-                kept = await tx.conn.execute(
-                    update(refunds)
-                    .where(
-                        refunds.c.pk == refund["pk"],
-                        refunds.c.prepared.is_(None),
-                        refunds.c.status == RefundStatus.PENDING.value,
-                    )
-                    .values(prepared=dump(prepared), updated_at=self.clock.now())
-                )
-                if kept.rowcount:
-                    return prepared
-                now = (await tx.conn.execute(select(refunds).where(refunds.c.pk == refund["pk"]))).one()
-            if now.status != RefundStatus.PENDING.value or now.prepared is None:
-                raise Conflict(f"the refund is {now.status}", code="refund_not_pending")
-            return load(now.prepared)  # another worker built it first: only that one goes out
+            waiting = RefundStatus.PENDING.value
+            return await record_prepared(
+                self.db, refunds, refund["pk"], waiting, prepared, self.clock.now(), "refund"
+            )
 
         try:
             prepared = await send_once(rail, config, request, refund["prepared"], keep)
@@ -307,16 +295,10 @@ class RefundService:
             ).all()
         moved = 0
         for row in rows:
-            config = await self.methods.config(row.merchant_pk, row.rail, enabled_only=False)
-            if config is None:
+            state = await settled(self.methods, row.merchant_pk, row.rail, row.reference)
+            if state is None:
                 continue
-            try:
-                seen = await get_rail(config.rail).outgoing(config, row.reference)
-            except CounterpartUnavailable:
-                continue
-            target = {"confirmed": RefundStatus.CONFIRMED, "failed": RefundStatus.FAILED}.get(seen.state)
-            if target is None:
-                continue
+            target = RefundStatus.CONFIRMED if state == "confirmed" else RefundStatus.FAILED
             failure = (
                 "the network dropped the refund's transaction" if target is RefundStatus.FAILED else None
             )

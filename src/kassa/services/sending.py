@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Literal
 
+from sqlalchemy import Table, select, update
+
+from kassa.db.database import Database
+from kassa.errors import Conflict
 from kassa.faults import crash_point
-from kassa.rails.base import Prepared, Rail, RailConfig, SendRequest
+from kassa.rails.base import CounterpartUnavailable, Prepared, Rail, RailConfig, SendRequest
+from kassa.rails.registry import UnknownRail, get_rail
+from kassa.services.payment_methods import PaymentMethodService
 
 
 def dump(prepared: Prepared) -> str:
@@ -56,3 +64,38 @@ async def send_once(
     await rail.relay(config, prepared)
     crash_point(f"relayed:{config.rail}")
     return prepared
+
+
+async def record_prepared(
+    db: Database, table: Table, pk: int, waiting: str, prepared: Prepared, now: datetime, noun: str
+) -> Prepared:
+    """Record `prepared` on the row (a refund, a payout) that is still `waiting` and has none: the
+    transaction that may go out. If another worker recorded one first, that one is returned and
+    ours, never broadcast, is dropped."""
+    async with db.transaction() as tx:
+        kept = await tx.conn.execute(
+            update(table)
+            .where(table.c.pk == pk, table.c.prepared.is_(None), table.c.status == waiting)
+            .values(prepared=dump(prepared), reference=prepared.reference, updated_at=now)
+        )
+        if kept.rowcount:
+            return prepared
+        row = (await tx.conn.execute(select(table.c.status, table.c.prepared).where(table.c.pk == pk))).one()
+    if row.status != waiting or row.prepared is None:
+        raise Conflict(f"the {noun} is {row.status}", code=f"{noun}_state")
+    return load(row.prepared)
+
+
+async def settled(
+    methods: PaymentMethodService, merchant_pk: int, rail_name: str, reference: str
+) -> Literal["confirmed", "failed"] | None:
+    """Whether a transaction Kassa sent is final (`confirmed`) or was dropped (`failed`); None while
+    it is on its way, or when the rail or its wallet cannot tell now."""
+    config = await methods.config(merchant_pk, rail_name, enabled_only=False)
+    if config is None:
+        return None
+    try:
+        seen = await get_rail(config.rail).outgoing(config, reference)
+    except (CounterpartUnavailable, UnknownRail):
+        return None
+    return seen.state if seen.state in ("confirmed", "failed") else None
