@@ -278,8 +278,16 @@ class PayoutService:
         address = config.settings.get("payout_address")
         if not rail.spends(config) or not address:
             return 0
+        currencies = await self._currencies(config, rail)
+        if not currencies:
+            return 0
+        try:  # checked again before money moves: the wallet's network or rules may have changed
+            address = await _destination(rail, config, None)
+        except (InvalidRequest, Conflict) as exc:
+            log.warning("payouts: merchant %s: %s: %s", config.merchant_id, config.rail, exc.message)
+            return 0
         made = 0
-        for currency in await self._currencies(config, rail):
+        for currency in currencies:
             if await self._failed_lately(config, currency):
                 continue  # e.g. a balance below the network fee: not again every pass
             payout = await self._reserve(config, rail, currency, None, address, origin, period, strict=False)

@@ -10,12 +10,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
 from kassa.db.pagination import newest_first
-from kassa.db.tables import merchants, orders, refunds
+from kassa.db.tables import merchants, orders, payments, refunds
 from kassa.domain.ledger import refund_released, refund_returned, refund_sent
 from kassa.domain.refunds import RefundStatus, RefundTransitionError, move, refund_refusal, refundable
 from kassa.errors import Conflict, InvalidRequest, NotFound
@@ -244,17 +244,25 @@ class RefundService:
         return await self.get(merchant_pk, refund_id)
 
     async def send_due(self, limit: int = 100) -> int:
-        """The worker's pass: send approved pending refunds of rails that spend (made by rule under
-        the `automatic` policy, or left pending when the wallet could not be reached)."""
-        senders = [name for name in known_rails() if get_rail(name).can_send]
+        """The worker's pass: send approved pending refunds of configurations that spend (made by rule
+        under the `automatic` policy, or left pending when the wallet could not be reached). Refunds
+        the merchant sends by hand are never picked, so they cannot crowd out those Kassa sends."""
+        spenders = {
+            (config.merchant_pk, config.rail)
+            for config in await self.methods.all_configs()
+            if config.rail in known_rails() and get_rail(config.rail).spends(config)
+        }
+        if not spenders:
+            return 0
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(refunds.c.merchant_pk, refunds.c.id)
+                    select(refunds.c.merchant_pk, refunds.c.id, refunds.c.rail)
                     .where(
                         refunds.c.status == RefundStatus.PENDING.value,
                         refunds.c.approved.is_(True),
-                        refunds.c.rail.in_(senders),
+                        refunds.c.merchant_pk.in_({pk for pk, _rail in spenders}),
+                        refunds.c.rail.in_({rail for _pk, rail in spenders}),
                     )
                     .order_by(refunds.c.pk)
                     .limit(limit)
@@ -262,6 +270,8 @@ class RefundService:
             ).all()
         sent = 0
         for row in rows:
+            if (row.merchant_pk, row.rail) not in spenders:
+                continue
             try:
                 after = await self.send(row.merchant_pk, row.id)
             except Conflict:
@@ -277,8 +287,30 @@ class RefundService:
                 "Kassa's wallet is sending this refund; it cannot be marked sent by hand",
                 code="refund_state",
             )
+        if await self._is_a_payment(merchant_pk, reference):
+            raise InvalidRequest(
+                "this transaction paid you (it is an order's payment), it is not the refund",
+                param="reference",
+            )
         by_hand = Prepared(reference, refund["amount"], 0, "")
         return await self._change(merchant_pk, refund_id, RefundStatus.SENT, sent=by_hand)
+
+    async def _is_a_payment(self, merchant_pk: int, reference: str) -> bool:
+        """Whether `reference` names a transaction that paid one of this merchant's orders (a chain
+        rail's payment reference starts with its transaction id)."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                select(payments.c.pk)
+                .where(
+                    payments.c.merchant_pk == merchant_pk,
+                    or_(
+                        payments.c.reference == reference,
+                        payments.c.reference.startswith(f"{reference}:", autoescape=True),
+                    ),
+                )
+                .limit(1)
+            )
+            return found.first() is not None
 
     async def confirm_sent(self, limit: int = 100) -> int:
         """The worker's pass: ask the rail about each sent refund's transaction; confirmed when it is
