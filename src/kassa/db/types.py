@@ -43,7 +43,8 @@ class SignedTotal(TypeDecorator[int]):
     """A signed integer of any size, exact on both databases (ledger amounts and balances).
 
     PostgreSQL keeps it as NUMERIC (no precision limit: sums may pass 2**256), and adds in SQL.
-    SQLite keeps decimal text and never adds it in SQL (it would through a float): Python does.
+    SQLite keeps decimal text, which its own `+` would add through a 64-bit integer or a float: the
+    ledger adds kept balances with `kassa_add`, a Python function it defines on the connection.
     """
 
     impl = Numeric(asdecimal=True)

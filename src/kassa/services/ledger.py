@@ -10,15 +10,17 @@ so reading a balance never sums the entries), and `check()` proves the two agree
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import TextClause, select, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.db.database import Database, Tx
@@ -37,35 +39,7 @@ async def post(
     posting.check()
     if tx.conn.dialect.name == "postgresql":
         return await _post_pg(tx, merchant_pk, posting, test=test, now=now, order_id=order_id)
-    values = _posting_row(merchant_pk, posting, test, now, order_id)
-    statement = (
-        sqlite_insert(ledger_postings)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["merchant_pk", "key"])
-    )
-    posting_pk = (await tx.conn.execute(statement.returning(ledger_postings.c.pk))).scalar()
-    if posting_pk is None:
-        return False
-    await tx.conn.execute(
-        insert(ledger_entries),
-        [
-            {
-                "id": new_id("len"),
-                "posting_pk": posting_pk,
-                "merchant_pk": merchant_pk,
-                "test": test,
-                "account": entry.account.value,
-                "currency": entry.currency,
-                "amount": entry.amount,
-                "kind": posting.kind.value,
-                "order_id": order_id,
-                "created_at": now,
-            }
-            for entry in posting.entries
-        ],
-    )
-    await _add_to_balances(tx.conn, merchant_pk, test, _deltas(posting), now)
-    return True
+    return await _post_sqlite(tx, merchant_pk, posting, test=test, now=now, order_id=order_id)
 
 
 def _posting_row(
@@ -160,56 +134,148 @@ async def _post_pg(
     return (await tx.conn.execute(statement, params)).first() is not None
 
 
-async def _add_to_balances(
-    conn: AsyncConnection,
-    merchant_pk: int,
-    test: bool,
-    deltas: list[tuple[str, str, int, int]],
-    now: datetime,
-) -> None:
-    """SQLite: one writer at a time (BEGIN IMMEDIATE), so read the accounts, add in Python (exact:
-    SQLite would add through a float), write them back; one statement per step, not per account."""
-    mine = (ledger_balances.c.merchant_pk == merchant_pk) & (ledger_balances.c.test == test)
-    current = {
-        (r.account, r.currency): r
-        for r in await conn.execute(
-            select(
-                ledger_balances.c.pk,
-                ledger_balances.c.account,
-                ledger_balances.c.currency,
-                ledger_balances.c.balance,
-                ledger_balances.c.entries,
-            ).where(mine, ledger_balances.c.account.in_({account for account, _, _, _ in deltas}))
-        )
-    }
-    updates, inserts = [], []
+# SQLite: a posting is one trip to aiosqlite's thread. Through SQLAlchemy every statement is three
+# or four trips (a cursor, the statement, its rows, closing the cursor), and each trip costs more than
+# the statement; here the posting's three statements run back to back on the driver's sqlite3
+# connection, inside the transaction SQLAlchemy began (BEGIN IMMEDIATE: one writer at a time), and
+# sqlite3 keeps them prepared. Values are bound by the columns' own processors, as SQLAlchemy binds
+# them, and errors come out as SQLAlchemy's. The trip goes through aiosqlite's own queue
+# (`Connection._execute`, not public; SQLAlchemy's aiosqlite adapter uses that queue as well):
+# aiosqlite is pinned in pyproject.toml, and every ledger test on SQLite runs through here.
+
+_SQLITE_POSTING = """
+INSERT INTO ledger_postings (id, merchant_pk, key, kind, test, order_id, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (merchant_pk, key) DO NOTHING
+RETURNING pk"""
+
+_SQLITE_ADD = "kassa_add"
+"""Exact addition of two kept amounts, defined on each connection that posts: SignedTotal keeps
+decimal text on SQLite, and SQLite's own `+` would go through a 64-bit integer or a float."""
+
+
+@lru_cache(maxsize=32)
+def _sqlite_entries_sql(entries: int) -> str:
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * entries)
+    # Only placeholders are put into the text; every value is a bound parameter.
+    return f"""
+INSERT INTO ledger_entries
+  (id, posting_pk, merchant_pk, test, account, currency, amount, kind, order_id, created_at)
+VALUES {rows}"""  # noqa: S608
+
+
+@lru_cache(maxsize=32)
+def _sqlite_balances_sql(accounts: int) -> str:
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * accounts)
+    return f"""
+INSERT INTO ledger_balances AS kept (merchant_pk, test, account, currency, balance, entries, updated_at)
+VALUES {rows}
+ON CONFLICT (merchant_pk, test, account, currency) DO UPDATE
+SET balance = {_SQLITE_ADD}(kept.balance, excluded.balance), entries = kept.entries + excluded.entries,
+    updated_at = excluded.updated_at"""  # noqa: S608
+
+
+def _exact_add(kept: object, delta: object) -> str:
+    """`kassa_add(a, b)`: Python's integers are exact at any size."""
+    if not isinstance(kept, str | int) or not isinstance(delta, str | int):
+        raise TypeError("a kept amount is decimal text")
+    return str(int(kept) + int(delta))
+
+
+@dataclass(frozen=True, slots=True)
+class _SqliteBinds:
+    """The columns' bind processors, so values are stored exactly as SQLAlchemy stores them."""
+
+    flag: Callable[[Any], Any]
+    amount: Callable[[Any], Any]
+    time: Callable[[Any], Any]
+
+
+@lru_cache(maxsize=8)
+def _sqlite_binds(dialect: Dialect) -> _SqliteBinds:
+    def processor(column: Any) -> Callable[[Any], Any]:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return process if process is not None else (lambda value: value)
+
+    return _SqliteBinds(
+        flag=processor(ledger_entries.c.test),
+        amount=processor(ledger_entries.c.amount),
+        time=processor(ledger_entries.c.created_at),
+    )
+
+
+@dataclass(slots=True)
+class _SqlitePosting:
+    """What one posting writes on SQLite, its values bound."""
+
+    posting: tuple[Any, ...]
+    entries_sql: str
+    entries: list[tuple[Any, ...]]  # each entry's values, but for the posting's pk (known once inserted)
+    balances_sql: str
+    balances: tuple[Any, ...]
+    define_add: bool  # first posting on this connection: define kassa_add
+    statement: str = ""  # the statement running, and its values, for an error's report
+    params: Any = None
+
+
+def _write_sqlite(conn: sqlite3.Connection, work: _SqlitePosting) -> bool:
+    """In aiosqlite's thread, on its connection, inside the open transaction: the posting (nothing
+    more when the unique constraint on its key refuses it), its entries, the kept balances (one
+    UPSERT, added exactly by kassa_add, never read into Python and written back)."""
+    if work.define_add:
+        conn.create_function(_SQLITE_ADD, 2, _exact_add, deterministic=True)
+    work.statement, work.params = _SQLITE_POSTING, work.posting
+    inserted = conn.execute(_SQLITE_POSTING, work.posting).fetchall()
+    if not inserted:
+        return False
+    posting_pk = inserted[0][0]
+    work.statement = work.entries_sql
+    work.params = [value for entry in work.entries for value in (entry[0], posting_pk, *entry[1:])]
+    conn.execute(work.entries_sql, work.params)
+    work.statement, work.params = work.balances_sql, work.balances
+    conn.execute(work.balances_sql, work.balances)
+    return True
+
+
+async def _post_sqlite(
+    tx: Tx, merchant_pk: int, posting: Posting, *, test: bool, now: datetime, order_id: str | None
+) -> bool:
+    binds = _sqlite_binds(tx.conn.dialect)
+    flag, created_at, kind = binds.flag(test), binds.time(now), posting.kind.value
+    deltas = _deltas(posting)
+    balances: list[Any] = []
     for account, currency, amount, count in deltas:
-        row = current.get((account, currency))
-        if row is None:
-            inserts.append(
-                {
-                    "merchant_pk": merchant_pk,
-                    "test": test,
-                    "account": account,
-                    "currency": currency,
-                    "balance": amount,
-                    "entries": count,
-                    "updated_at": now,
-                }
+        balances += (merchant_pk, flag, account, currency, binds.amount(amount), count, created_at)
+    raw = await tx.conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    work = _SqlitePosting(
+        posting=(new_id("lpo"), merchant_pk, posting.key, kind, flag, order_id, created_at),
+        entries_sql=_sqlite_entries_sql(len(posting.entries)),
+        entries=[
+            (
+                new_id("len"),
+                merchant_pk,
+                flag,
+                entry.account.value,
+                entry.currency,
+                binds.amount(entry.amount),
+                kind,
+                order_id,
+                created_at,
             )
-        else:
-            updates.append(
-                {"row_pk": row.pk, "new_balance": row.balance + amount, "new_entries": row.entries + count}
-            )
-    if updates:
-        await conn.execute(
-            update(ledger_balances)
-            .where(ledger_balances.c.pk == bindparam("row_pk"))
-            .values(balance=bindparam("new_balance"), entries=bindparam("new_entries"), updated_at=now),
-            updates,
-        )
-    if inserts:
-        await conn.execute(insert(ledger_balances), inserts)
+            for entry in posting.entries
+        ],
+        balances_sql=_sqlite_balances_sql(len(deltas)),
+        balances=tuple(balances),
+        define_add=not raw.info.get(_SQLITE_ADD),
+    )
+    try:
+        written = await driver._execute(_write_sqlite, driver._conn, work)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(work.statement, work.params, error, sqlite3.Error) from error
+    raw.info[_SQLITE_ADD] = True
+    return bool(written)
 
 
 async def posted(tx: Tx, merchant_pk: int, key: str) -> bool:
