@@ -47,7 +47,7 @@ from kassa.rails.registry import UnknownRail, get_rail
 from kassa.services import ledger
 from kassa.services.events import emit
 from kassa.services.payment_methods import PaymentMethodService
-from kassa.services.sending import record_prepared, send_once, settled
+from kassa.services.sending import record_prepared, send_once, sent_rows, settled
 from kassa.services.views import payout_view
 
 log = logging.getLogger("kassa.payouts")
@@ -338,17 +338,8 @@ class PayoutService:
     async def confirm_sent(self, limit: int = 100) -> int:
         """Sent payouts whose transaction is final become confirmed (and are posted paid out);
         those the network dropped fail (and give their amount back to the balance)."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(payouts.c.merchant_pk, payouts.c.id, payouts.c.rail, payouts.c.reference)
-                    .where(payouts.c.status == PayoutStatus.SENT.value)
-                    .order_by(payouts.c.updated_at)
-                    .limit(limit)
-                )
-            ).all()
         moved = 0
-        for row in rows:
+        for row in await sent_rows(self.db, payouts, PayoutStatus.SENT.value, limit):
             state = await settled(self.methods, row.merchant_pk, row.rail, row.reference)
             if state == "confirmed":
                 await self._change(row.merchant_pk, row.id, PayoutStatus.CONFIRMED)

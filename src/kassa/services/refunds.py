@@ -35,7 +35,7 @@ from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.refund_links import LinkInvalid, RefundLinks
 from kassa.services.refund_rules import held_total, record_refund, sent_total
-from kassa.services.sending import record_prepared, send_once, settled
+from kassa.services.sending import record_prepared, send_once, sent_rows, settled
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
@@ -316,17 +316,8 @@ class RefundService:
         """The worker's pass: ask the rail about each sent refund's transaction; confirmed when it is
         final, failed (owed to the customer again, then given back to what may be refunded) when the
         network dropped it. A wallet that does not know it leaves it sent."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(refunds.c.merchant_pk, refunds.c.id, refunds.c.rail, refunds.c.reference)
-                    .where(refunds.c.status == RefundStatus.SENT.value)
-                    .order_by(refunds.c.updated_at)
-                    .limit(limit)
-                )
-            ).all()
         moved = 0
-        for row in rows:
+        for row in await sent_rows(self.db, refunds, RefundStatus.SENT.value, limit):
             state = await settled(self.methods, row.merchant_pk, row.rail, row.reference)
             if state is None:
                 continue

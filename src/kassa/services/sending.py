@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Table, select, update
 
@@ -84,6 +84,22 @@ async def record_prepared(
     if row.status != waiting or row.prepared is None:
         raise Conflict(f"the {noun} is {row.status}", code=f"{noun}_state")
     return load(row.prepared)
+
+
+async def sent_rows(db: Database, table: Table, sent: str, limit: int) -> list[Any]:
+    """The rows (refunds, payouts) whose transaction went out, longest untouched first, for the
+    worker's confirmation pass."""
+    async with db.read() as conn:
+        return list(
+            (
+                await conn.execute(
+                    select(table.c.merchant_pk, table.c.id, table.c.rail, table.c.reference)
+                    .where(table.c.status == sent)
+                    .order_by(table.c.updated_at)
+                    .limit(limit)
+                )
+            ).all()
+        )
 
 
 async def settled(
