@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kassa.services.payouts import _request as payout_request
 from tests.api.test_ledger_api import ledger_ok, merchant_pk, paid_order
 from tests.support.server import KassaServer
 
@@ -306,7 +307,7 @@ def test_a_payout_left_sending_by_a_crash_is_not_sent_twice(kassa: KassaServer, 
     type(rail).relay = counting  # type: ignore[method-assign]
     try:
         # The crashed worker built and recorded the transaction, then broadcast it.
-        prepared = kassa.call(rail.prepare_send(config, _request(made)))
+        prepared = kassa.call(rail.prepare_send(config, payout_request(made)))
         from kassa.services.sending import dump
 
         kassa.call(_store(kassa, made["id"], dump(prepared)))
@@ -320,14 +321,6 @@ def test_a_payout_left_sending_by_a_crash_is_not_sent_twice(kassa: KassaServer, 
     assert api.get(f"/api/v1/payouts/{made['id']}").json()["status"] == "confirmed"
     assert accounts(api)["paid_out"] == 2500
     ledger_ok(kassa)
-
-
-def _request(payout: dict[str, Any]) -> Any:
-    from kassa.rails.base import SendRequest
-
-    return SendRequest(
-        payout["id"], payout["destination"], payout["amount"] - payout["fee"], payout["currency"]
-    )
 
 
 async def _store(kassa: KassaServer, payout_id: str, prepared: str) -> None:

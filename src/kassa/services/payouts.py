@@ -47,7 +47,7 @@ from kassa.rails.registry import UnknownRail, get_rail
 from kassa.services import ledger
 from kassa.services.events import emit
 from kassa.services.payment_methods import PaymentMethodService
-from kassa.services.sending import record_prepared, send_once, sent_rows, settled
+from kassa.services.sending import Outbound, send_once, sent_rows, settled
 from kassa.services.views import payout_view
 
 log = logging.getLogger("kassa.payouts")
@@ -179,18 +179,9 @@ class PayoutService:
         if payout["status"] != PayoutStatus.SENDING.value:
             return payout_view(payout)
         config, rail = await self._rail(merchant_pk, payout["rail"])
-        request = SendRequest(
-            payout["id"], payout["destination"], payout["amount"] - payout["fee"], payout["currency"]
-        )
-
-        async def keep(prepared: Prepared) -> Prepared:
-            waiting = PayoutStatus.SENDING.value
-            return await record_prepared(
-                self.db, payouts, payout["pk"], waiting, prepared, self.clock.now(), "payout"
-            )
-
+        out = Outbound(self.db, payouts, payout, PayoutStatus.SENDING.value, "payout")
         try:
-            prepared = await send_once(rail, config, request, payout["prepared"], keep)
+            prepared = await send_once(rail, config, _request(payout), out, self.clock.now())
         except CounterpartUnavailable as exc:
             log.warning("payout %s: the wallet cannot be reached: %s", payout_id, exc)
             async with self.db.transaction() as tx:  # the next try waits RESUME_AFTER from now
@@ -209,11 +200,8 @@ class PayoutService:
         return view
 
     async def _build_unsigned(self, payout: dict[str, Any], config: RailConfig, rail: Rail) -> dict[str, Any]:
-        request = SendRequest(
-            payout["id"], payout["destination"], payout["amount"] - payout["fee"], payout["currency"]
-        )
         try:
-            built = await rail.prepare_unsigned(config, request)
+            built = await rail.prepare_unsigned(config, _request(payout))
         except (SendRefused, SendUnsupported, CounterpartUnavailable) as exc:
             failed = await self._change(
                 payout["merchant_pk"], payout["id"], PayoutStatus.FAILED, failure=str(exc)[:500]
@@ -505,6 +493,13 @@ class PayoutService:
             payout.update(changes)
             await _announce(tx, payout, EVENTS[target])
             return payout_view(payout)
+
+
+def _request(payout: dict[str, Any]) -> SendRequest:
+    """What goes out: the payout's amount less the operator's fee (the network's comes out of it)."""
+    return SendRequest(
+        payout["id"], payout["destination"], payout["amount"] - payout["fee"], payout["currency"]
+    )
 
 
 async def _announce(tx: Tx, payout: dict[str, Any], event: str) -> None:

@@ -35,7 +35,7 @@ from kassa.services.orders import OrderService
 from kassa.services.payment_methods import PaymentMethodService
 from kassa.services.refund_links import LinkInvalid, RefundLinks
 from kassa.services.refund_rules import held_total, record_refund, sent_total
-from kassa.services.sending import record_prepared, send_once, sent_rows, settled
+from kassa.services.sending import Outbound, send_once, sent_rows, settled
 from kassa.services.views import Row, refund_view
 
 log = logging.getLogger("kassa.refunds")
@@ -142,15 +142,9 @@ class RefundService:
         if not rail.spends(config):
             return self._view(refund, order_id)  # the merchant sends it and marks it sent
         request = SendRequest(refund["id"], refund["destination"], refund["amount"], refund["currency"])
-
-        async def keep(prepared: Prepared) -> Prepared:
-            waiting = RefundStatus.PENDING.value
-            return await record_prepared(
-                self.db, refunds, refund["pk"], waiting, prepared, self.clock.now(), "refund"
-            )
-
+        out = Outbound(self.db, refunds, refund, RefundStatus.PENDING.value, "refund")
         try:
-            prepared = await send_once(rail, config, request, refund["prepared"], keep)
+            prepared = await send_once(rail, config, request, out, self.clock.now())
         except SendUnsupported:
             return self._view(refund, order_id)
         except CounterpartUnavailable as exc:
@@ -247,10 +241,11 @@ class RefundService:
         """The worker's pass: send approved pending refunds of configurations that spend (made by rule
         under the `automatic` policy, or left pending when the wallet could not be reached). Refunds
         the merchant sends by hand are never picked, so they cannot crowd out those Kassa sends."""
+        rails = set(known_rails())
         spenders = {
             (config.merchant_pk, config.rail)
             for config in await self.methods.all_configs()
-            if config.rail in known_rails() and get_rail(config.rail).spends(config)
+            if config.rail in rails and get_rail(config.rail).spends(config)
         }
         if not spenders:
             return 0

@@ -11,7 +11,8 @@ it spends the same outputs.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,18 +45,27 @@ def load(stored: str) -> Prepared:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """The row (a refund, a payout) whose money goes out: where its transaction is recorded."""
+
+    db: Database
+    table: Table
+    row: Mapping[str, Any]  # its pk and its recorded transaction (`prepared`), as read
+    waiting: str  # the status in which it may be sent
+    noun: str  # "refund", "payout": for a conflict's message and code
+
+
 async def send_once(
-    rail: Rail,
-    config: RailConfig,
-    request: SendRequest,
-    stored: str | None,
-    keep: Callable[[Prepared], Awaitable[Prepared]],
+    rail: Rail, config: RailConfig, request: SendRequest, out: Outbound, now: datetime
 ) -> Prepared:
-    """The transaction that went out for `request`: the recorded one (`stored`) if the wallet knows
-    it went out, else it broadcast now; or a new one, recorded through `keep` (which returns what
-    is recorded: another worker's transaction if it was first) before it is broadcast."""
+    """The transaction that went out for `request`: the recorded one if the wallet knows it went
+    out, else it broadcast now; or a new one, recorded (another worker's if it was first) before it
+    is broadcast."""
+    stored = out.row["prepared"]
     if stored is None:
-        prepared = await keep(await rail.prepare_send(config, request))
+        built = await rail.prepare_send(config, request)
+        prepared = await record_prepared(out.db, out.table, out.row["pk"], out.waiting, built, now, out.noun)
     else:
         prepared = load(stored)
         seen = await rail.outgoing(config, prepared.reference)
