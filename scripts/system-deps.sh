@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need, from Debian, only when they are missing:
 # PostgreSQL (a private server per test run), Chromium (checkout page tests), monero (regtest
-# node and wallets), wrk (benchmarks).
+# node and wallets), litecoind (Litecoin Core 0.21 regtest node for the Bitcoin-family rail),
+# wrk (benchmarks).
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v in
 have_pg || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v monerod >/dev/null 2>&1 && command -v monero-wallet-rpc >/dev/null 2>&1 || missing+=(monero)
+[ -x /usr/lib/litecoin/litecoind ] || missing+=(litecoind)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -15,7 +15,7 @@ from kassa.crypto import SecretBox
 from kassa.db.database import Database
 from kassa.errors import NotFound
 from kassa.notify.email import Mailer, RecordingMailer, SmtpMailer
-from kassa.rails.base import RailHealth
+from kassa.rails.base import Keychain, RailHealth, keychain_of
 from kassa.rails.registry import get_rail
 from kassa.rates import RateCache, build_rate_source
 from kassa.services.api_keys import ApiKeyService
@@ -67,9 +67,48 @@ class Runtime:
         if rail not in configs:
             raise NotFound(f"payment rail {rail!r} is not configured", param="rail")
         try:
-            return await get_rail(rail).check(configs[rail])
+            health = await get_rail(rail).check(configs[rail])
+            keychain = keychain_of(get_rail(rail), configs[rail])
+            if keychain is not None:
+                await self._check_addresses(health, keychain, merchant_pk)
+            return health
         except Exception as exc:  # a check reports trouble; it never fails the request
             return RailHealth(ok=False, details={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def _check_addresses(self, health: RailHealth, keychain: Keychain, merchant_pk: int) -> None:
+        """A deriving rail's check also says how far Kassa went along the key: past the merchant's
+        wallet's gap limit, that wallet no longer sees the payments; and whether the node watches
+        every address handed out (the watcher imports them)."""
+        usage = await self.orders.addresses.usage(keychain.key_id, merchant_pk)
+        health.details["addresses"] = {
+            "next_index": usage.next_index,
+            "last_paid_index": usage.last_paid_index,
+            "gap": usage.gap,
+            "gap_limit": keychain.gap_limit,
+            "recycled": usage.recycled,
+        }
+        problems = []
+        if usage.gap > keychain.gap_limit:
+            problems.append(
+                f"Kassa handed out {usage.gap} addresses after the last paid one, more than the gap "
+                f"limit of {keychain.gap_limit}: raise your wallet's gap limit to at least {usage.gap} "
+                "(or set gap_limit to what your wallet uses), or it will not show later payments"
+            )
+        if usage.next_index:
+            try:
+                covered: bool | None = await keychain.covers(usage.next_index - 1)
+            except Exception as exc:  # the rail's own check says why the node cannot answer
+                covered, health.details["addresses"]["covered_error"] = None, f"{type(exc).__name__}: {exc}"
+            health.details["addresses"]["covered"] = covered
+            if covered is False:
+                problems.append(
+                    f"the node does not watch address #{usage.next_index - 1} yet (the watcher "
+                    "imports the addresses handed out: is it running?)"
+                )
+        if problems:
+            health.ok = False
+            reasons = [health.details["reason"]] if "reason" in health.details else []
+            health.details["reason"] = "; ".join([*reasons, *problems])
 
     async def wake_watcher(self, merchant_pk: int, rail: str) -> None:
         """Wake this process's watcher now, and (PostgreSQL) the one in whichever process leads it."""

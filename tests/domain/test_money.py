@@ -101,3 +101,5 @@ def test_display() -> None:
     assert Money(1_500_000_000_000, "XMR").display() == "1.5 XMR"
     assert Money(5, "JPY").display() == "5 JPY"
     assert Money(1, "ETH").display() == "0.000000000000000001 ETH"
+    assert Money(10_000_000, "BTC").display() == "0.10000000 BTC"  # 8 decimals, as wallets show
+    assert Money(1, "LTC").display() == "0.00000001 LTC"

@@ -203,10 +203,16 @@ def test_invariants(history: tuple[OrderTerms, list[tuple[float, list[PaymentFac
         assert len(step.events) == len(step.states)
         if state.status is not before.status:
             assert step.events
-        # Terminal states stay terminal (paid only gains an exception).
-        if before.status in TERMINAL:
+        # Terminal states stay terminal, but for a paid order whose final money was undone (a deep
+        # reorg): it is no longer paid.
+        if before.status in TERMINAL and not (
+            before.status is OrderStatus.PAID and state.amount_confirmed < terms.amount_due - terms.tolerance
+        ):
             assert state.status is before.status
-        # Becoming paid needs enough confirmed money (paid is final even if a reorg follows).
+        if before.status is OrderStatus.PAID and state.status is not OrderStatus.PAID:
+            assert state.amount_confirmed < before.amount_confirmed and state.paid_at is None
+            assert step.events[0] in ("order.processing", "order.reopened", "order.expired")
+        # Becoming paid needs enough confirmed money.
         if state.status is OrderStatus.PAID and before.status is not OrderStatus.PAID:
             assert state.amount_confirmed >= terms.amount_due - terms.tolerance
             assert state.paid_at is not None

@@ -165,6 +165,9 @@ class PaymentOut(BaseModel):
     confirmations: int
     status: Literal["pending", "confirmed", "rejected"]
     late: bool
+    replaceable: bool = Field(
+        description="unconfirmed and signalling that the payer may replace it (Bitcoin's BIP 125 RBF)"
+    )
     test: bool
     seen_at: str
     confirmed_at: str | None

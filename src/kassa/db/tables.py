@@ -153,6 +153,7 @@ quotes = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("order_pk", "method", name="uq_quotes_order_method"),
+    Index("ix_quotes_destination", "destination"),  # a watcher's sighting names its destination
 )
 
 payments = Table(
@@ -170,6 +171,8 @@ payments = Table(
     Column("confirmations", Integer, nullable=False),
     Column("status", String(20), nullable=False),
     Column("late", Boolean, nullable=False),  # arrived after the order expired/closed
+    # Unconfirmed and signalling that it may be replaced (Bitcoin's BIP 125): riskier until mined.
+    Column("replaceable", Boolean, nullable=False, server_default=false()),
     Column("test", Boolean, nullable=False),
     Column("seen_at", UTCDateTime, nullable=False),
     Column("confirmed_at", UTCDateTime),
@@ -339,6 +342,34 @@ rail_states = Table(
     Column("state", JSON, nullable=False),  # a watcher's cursor (e.g. last scanned height)
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("merchant_pk", "rail", name="uq_rail_states_merchant_rail"),
+)
+
+
+# ----- addresses derived from merchants' public keys (services/addresses.py) --------------------------
+
+address_keys = Table(
+    "address_keys",
+    metadata,
+    _pk(),
+    Column("key_id", String(100), nullable=False, unique=True),  # the rail's id of key + script + network
+    Column("rail", String(40), nullable=False),
+    Column("next_index", Integer, nullable=False),  # never goes back: an index is used once
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+derived_addresses = Table(
+    "derived_addresses",
+    metadata,
+    _pk(),
+    Column("key_pk", ForeignKey("address_keys.pk", ondelete="CASCADE"), nullable=False),
+    Column("derivation_index", Integer, nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("order_id", String(40), nullable=False),  # the order it was given to last
+    Column("uses", Integer, nullable=False),  # > 1: recycled from expired, never-paid orders
+    Column("allocated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key_pk", "derivation_index", name="uq_derived_addresses_key_index"),
+    Index("ix_derived_addresses_merchant_key", "merchant_pk", "key_pk"),
 )
 
 

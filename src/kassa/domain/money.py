@@ -72,9 +72,10 @@ class Money:
         return f"{self.currency}:{self.to_decimal_string()}"
 
     def display(self) -> str:
-        """Human form for pages and emails: `"10.50 USD"`, trailing coin zeros trimmed."""
+        """Human form for pages and emails: `"10.50 USD"`; coins with more than 8 decimals lose
+        their trailing zeros (`"1.5 XMR"`), while BTC-like coins keep all 8, as wallets show them."""
         text = self.to_decimal_string()
-        if self.spec.crypto and "." in text:
+        if self.spec.crypto and self.spec.exponent > 8 and "." in text:
             text = text.rstrip("0").rstrip(".")
         return f"{text} {self.currency}"
 

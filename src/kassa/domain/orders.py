@@ -53,6 +53,7 @@ class LatePaymentPolicy(StrEnum):
 
 
 TERMINAL = frozenset({OrderStatus.PAID, OrderStatus.CANCELED, OrderStatus.INVALID})
+"""No clock or new payment moves these; only a paid order's final payment undone takes it back."""
 
 
 class TransitionError(ValueError):
@@ -142,7 +143,23 @@ def advance(state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFact
         events.append(event)
         states.append(s)
 
-    if s.status is OrderStatus.OPEN and received >= enough and received > 0:
+    if s.status is OrderStatus.PAID and confirmed < enough:
+        # A final payment undone (a reorganisation deeper than the confirmations asked for, or a
+        # double spend of a payment accepted at 0-conf): the order is no longer paid.
+        s = dataclasses.replace(s, paid_at=None, exception=None)
+        if received >= enough and received > 0:  # e.g. the transaction is back in the mempool
+            s = dataclasses.replace(_to_processing(s, now), closed_at=None)
+            emit("order.processing")
+        else:
+            expired = s.late or now >= s.expires_at
+            s = dataclasses.replace(
+                s,
+                status=OrderStatus.EXPIRED if expired else OrderStatus.OPEN,
+                exception=OrderException.UNDERPAID if expired and received > 0 else None,
+                closed_at=now if expired else None,
+            )
+            emit("order.expired" if expired else "order.reopened")
+    elif s.status is OrderStatus.OPEN and received >= enough and received > 0:
         s = _to_processing(s, now)
         emit("order.processing")
     elif s.status is OrderStatus.EXPIRED and terms.late_policy is LatePaymentPolicy.ACCEPT:

@@ -82,15 +82,30 @@ class Destination:
     payment_uri: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sighting:
-    """One transfer a watcher saw: to which destination, how much, how deep."""
+    """One transfer a watcher saw: to which destination, how much, how deep. (Not frozen: a
+    watcher builds one per transfer and pass, and a frozen dataclass costs three times as much.)"""
 
     destination: str | None  # None: known by its reference (a payment or submission seen before)
     reference: str  # unique per transfer and output, stable from pool to block (idempotency key)
     amount: int  # in the method currency's minor units
     confirmations: int
     rejected: bool = False  # left the pool, double-spent, or reorged out
+    replaceable: bool = False  # unconfirmed and signalling it may be replaced (BIP 125 RBF)
+
+
+@dataclass(frozen=True, slots=True)
+class Keychain:
+    """How a rail that derives each order's address from the merchant's public key (an xpub)
+    does it. The core allocates the index (atomically, never twice for one `key_id`, even across
+    merchants sharing a key) and records it; the rail only derives and watches."""
+
+    key_id: str  # stable id of the key, script and network (different spellings, same id)
+    derive: Callable[[int], str]  # index -> address; pure, no I/O
+    covers: Callable[[int], Awaitable[bool]]  # does the counterpart watch the address at this index?
+    gap_limit: int = 20  # how far past the last paid address the merchant's own wallet looks
+    recycle: bool = False  # hand out addresses of expired, never-paid orders again
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +264,11 @@ class Reporter(Protocol):
         """References of this rail's payments that are not final yet (to notice drops)."""
         ...
 
+    async def derived(self) -> int:
+        """How many addresses the core derived from this configuration's key (the next index):
+        a watcher whose node must know the addresses in advance imports at least these."""
+        ...
+
     async def submitted_references(self) -> set[str]:
         """References of payloads submitted through this rail whose outcome Kassa never learnt
         (it stopped while the counterpart answered): report them if the counterpart has them."""
@@ -290,6 +310,11 @@ class Rail(Protocol):
         ...
 
     def watcher(self, config: RailConfig) -> Watcher | None: ...
+
+    def keychain(self, config: RailConfig) -> Keychain | None:
+        """How this configuration derives addresses from a public key; None when the rail (or the
+        counterpart's wallet) gives addresses itself. No I/O."""
+        ...
 
     async def check(self, config: RailConfig) -> RailHealth: ...
 
@@ -351,6 +376,19 @@ class NoSubmissions:
 
     async def submit(self, config: RailConfig, request: SubmitRequest, payload: Any) -> Submitted:
         raise SubmissionUnsupported(f"payment rail {config.rail!r} takes no submitted payments")
+
+
+def keychain_of(rail: Rail, config: RailConfig) -> Keychain | None:
+    """The rail's keychain; None too for a rail written before `keychain` joined the contract."""
+    method = getattr(rail, "keychain", None)
+    return method(config) if method is not None else None
+
+
+class NoKeychain:
+    """For rails whose addresses come from the counterpart (a wallet RPC) or that have none."""
+
+    def keychain(self, config: RailConfig) -> Keychain | None:
+        return None
 
 
 class NoGateway:

@@ -20,6 +20,7 @@ from kassa.rails.base import (
     FormRequest,
     GatewayUnsupported,
     MethodSpec,
+    NoKeychain,
     NoSubmissions,
     Notice,
     NoticeInvalid,
@@ -44,7 +45,7 @@ class TestRailSettings(PayoutSettings):
     pass
 
 
-class TestRail(NoSubmissions):
+class TestRail(NoSubmissions, NoKeychain):
     name: ClassVar[str] = "test"
     test: ClassVar[bool] = True
     settings_model: ClassVar[type[RailSettings]] = TestRailSettings

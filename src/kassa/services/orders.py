@@ -45,9 +45,10 @@ from kassa.domain.orders import (
 )
 from kassa.errors import Conflict, InvalidRequest, NotFound
 from kassa.ids import new_id
-from kassa.rails.base import MethodSpec, Quote, QuoteRequest, RailConfig
+from kassa.rails.base import Destination, MethodSpec, Quote, QuoteRequest, RailConfig, keychain_of
 from kassa.rails.registry import get_rail
 from kassa.services import ledger
+from kassa.services.addresses import AddressBook, KeyExhausted
 from kassa.services.events import callback_channel, emit
 from kassa.services.merchants import Merchant, load_merchant
 from kassa.services.payment_methods import PaymentMethodService
@@ -104,6 +105,7 @@ class Observation:
     amount: int
     confirmations: int
     rejected: bool = False
+    replaceable: bool = False  # unconfirmed and signalling it may be replaced (BIP 125)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ class OrderService:
         self.merchant_cache = merchant_cache or TTLCache(0)
         self.inserter = OrderInserter(db) if db.is_postgres else None
         self.refund_links = refund_links  # a refund made by rule names the customer's link in its event
+        self.addresses = AddressBook(db, clock)  # indexes of addresses derived from public keys
 
     # ----- creation -----------------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class OrderService:
         for _spec, config, quote in priced:
             # One method: it is chosen now, so its destination is allocated now.
             dest = (
-                await get_rail(config.rail).prepare(config, quote_req, quote) if len(methods) == 1 else None
+                await self._destination(config, merchant_pk, quote_req, quote) if len(methods) == 1 else None
             )
             quote_rows.append(
                 {
@@ -477,7 +480,7 @@ class OrderService:
             latest = {**quote, **changes}
             current = Quote(method, quote["currency"], latest["amount"], Decimal(1), latest["expires_at"])
             # A refreshed quote keeps the allocated address; only its payment URI changes.
-            dest = await get_rail(config.rail).prepare(config, request, current, quote["destination"])
+            dest = await self._destination(config, row["merchant_pk"], request, current, quote["destination"])
             changes.update(destination=dest.address, payment_uri=dest.payment_uri)
         async with self.db.transaction() as tx:
             locked = (
@@ -594,6 +597,7 @@ class OrderService:
                     "confirmations": obs.confirmations,
                     "status": status.value,
                     "late": late,
+                    "replaceable": obs.replaceable and obs.confirmations == 0,
                     "test": row.test,
                     "seen_at": now,
                     "confirmed_at": now if status is PaymentStatus.CONFIRMED else None,
@@ -643,7 +647,7 @@ class OrderService:
         current = Quote(
             method, quote["currency"], quote["amount"], Decimal(quote["rate"]), quote["expires_at"]
         )
-        dest = await get_rail(config.rail).prepare(config, request, current)
+        dest = await self._destination(config, row["merchant_pk"], request, current)
         now = self.clock.now()
         async with self.db.transaction() as tx:
             result = await tx.conn.execute(
@@ -659,6 +663,28 @@ class OrderService:
                 )
                 tx.order_changed(row["id"])
             return await self._view(tx.conn, await self._reload(tx.conn, order_pk))
+
+    async def _destination(
+        self,
+        config: RailConfig,
+        merchant_pk: int,
+        request: QuoteRequest,
+        quote: Quote,
+        address: str | None = None,
+    ) -> Destination:
+        """The rail's destination for this quote; for a rail that derives addresses from the
+        merchant's key, the core allocates the index first (a rail call, outside any transaction)."""
+        rail = get_rail(config.rail)
+        if address is None:
+            keychain = keychain_of(rail, config)
+            if keychain is not None:
+                try:
+                    address = (
+                        await self.addresses.allocate(keychain, config.rail, merchant_pk, request.order_id)
+                    ).address
+                except KeyExhausted as exc:
+                    raise Conflict(str(exc), code="rail_unavailable", param="payment_methods") from None
+        return await rail.prepare(config, request, quote, address)
 
     async def refresh(self, order_pk: int) -> bool:
         """Apply the clock to one order (expiry, monitoring window); True when it moved."""
@@ -918,10 +944,16 @@ def _payment_update(
             "updated_at": now,
         }, "payment.rejected"
     confirmations = max(existing["confirmations"], obs.confirmations)
-    if confirmations == existing["confirmations"]:
+    replaceable = obs.replaceable and confirmations == 0
+    if confirmations == existing["confirmations"] and replaceable == bool(existing.get("replaceable")):
         return None
     status = payment_status(PaymentFacts(existing["amount"], confirmations), terms)
-    values: dict[str, Any] = {"confirmations": confirmations, "status": status.value, "updated_at": now}
+    values: dict[str, Any] = {
+        "confirmations": confirmations,
+        "status": status.value,
+        "replaceable": replaceable,
+        "updated_at": now,
+    }
     event = None
     if status is PaymentStatus.CONFIRMED and existing["status"] != PaymentStatus.CONFIRMED.value:
         values["confirmed_at"] = now

@@ -11,7 +11,8 @@ from sqlalchemy import insert, select, update
 from kassa.db.database import Database
 from kassa.db.tables import orders, payments, quotes, rail_states, submissions
 from kassa.errors import KassaError
-from kassa.rails.base import RailConfig, Sighting
+from kassa.rails.base import RailConfig, Sighting, keychain_of
+from kassa.rails.registry import get_rail
 from kassa.services.orders import Observation, OrderService
 
 log = logging.getLogger("kassa.rails")
@@ -57,7 +58,9 @@ class RailReporter:
                     .join(quotes, quotes.c.order_pk == orders.c.pk)
                     .where(mine, orders.c.pk.in_(known))
                 )
-            row = (await conn.execute(query.limit(1))).first()
+            # The newest order holding the destination: an address recycled from an expired,
+            # never-paid order belongs to the order it was given to last.
+            row = (await conn.execute(query.order_by(orders.c.pk.desc()).limit(1))).first()
         if row is None:
             log.info(
                 "%s: a transfer to %s matches no order; ignored",
@@ -71,7 +74,12 @@ class RailReporter:
             except KassaError as exc:
                 log.warning("%s: order %s: %s", self.config.rail, row.id, exc.message)
         obs = Observation(
-            self.config.rail, sighting.reference, sighting.amount, sighting.confirmations, sighting.rejected
+            self.config.rail,
+            sighting.reference,
+            sighting.amount,
+            sighting.confirmations,
+            sighting.rejected,
+            sighting.replaceable,
         )
         try:
             await self.orders.observe(row.pk, obs)
@@ -88,6 +96,12 @@ class RailReporter:
                 )
             )
             return {r.reference for r in rows}
+
+    async def derived(self) -> int:
+        keychain = keychain_of(get_rail(self.config.rail), self.config)
+        if keychain is None:
+            return 0
+        return await self.orders.addresses.next_index(keychain.key_id)
 
     async def submitted_references(self) -> set[str]:
         async with self.db.read() as conn:

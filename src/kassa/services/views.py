@@ -46,6 +46,7 @@ def payment_view(p: Row, order_id: str) -> dict[str, Any]:
         "confirmations": p["confirmations"],
         "status": p["status"],
         "late": p["late"],
+        "replaceable": bool(p.get("replaceable")),
         "test": p["test"],
         "seen_at": iso(p["seen_at"]),
         "confirmed_at": iso(p["confirmed_at"]),

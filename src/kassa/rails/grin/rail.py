@@ -21,6 +21,7 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
+    NoKeychain,
     NoSending,
     Offer,
     PayloadInvalid,
@@ -115,7 +116,7 @@ def describe_error(exc: GrinError) -> str:
     return str(exc)
 
 
-class GrinRail(NoGateway, NoSending):
+class GrinRail(NoGateway, NoSending, NoKeychain):
     name: ClassVar[str] = "grin"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = GrinSettings

@@ -20,6 +20,7 @@ from kassa.rails.base import (
     Destination,
     MethodSpec,
     NoGateway,
+    NoKeychain,
     NoSubmissions,
     Outgoing,
     PayoutSettings,
@@ -171,7 +172,7 @@ class MoneroRailUnavailable(KassaError):
     code = "rail_unavailable"
 
 
-class MoneroRail(NoSubmissions, NoGateway):
+class MoneroRail(NoSubmissions, NoGateway, NoKeychain):
     name: ClassVar[str] = "monero"
     test: ClassVar[bool] = False
     settings_model: ClassVar[type[RailSettings]] = MoneroSettings

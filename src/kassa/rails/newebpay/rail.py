@@ -21,6 +21,7 @@ from kassa.rails.base import (
     Destination,
     FormRequest,
     MethodSpec,
+    NoKeychain,
     NoSending,
     NoSubmissions,
     Notice,
@@ -89,7 +90,7 @@ def _item_desc(request: FormRequest, default: str) -> str:
     return (text or default)[: mpg.MAX_ITEM_DESC_LENGTH]
 
 
-class NewebPayRail(NoSubmissions, NoSending):
+class NewebPayRail(NoSubmissions, NoSending, NoKeychain):
     name: ClassVar[str] = "newebpay"
     test: ClassVar[bool] = False  # the test environment is NewebPay's; Kassa's orders are real ones
     settings_model: ClassVar[type[RailSettings]] = NewebPaySettings
