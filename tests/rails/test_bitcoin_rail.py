@@ -14,9 +14,9 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -28,6 +28,7 @@ from kassa.rails.bitcoin.keys import parse_key
 from kassa.rails.bitcoin.networks import network
 from kassa.rails.bitcoin.rail import payment_uri
 from tests.support.litecoin_regtest import LitecoinRegtest
+from tests.support.rail_shop import RailShop
 from tests.support.server import KassaServer
 from tests.support.watching import Watching, watch_known_rails_only
 
@@ -139,15 +140,13 @@ def lkassa(kassa: KassaServer) -> Iterator[KassaServer]:
 
 
 @dataclass
-class Shop:
+class Shop(RailShop):
     """One Kassa merchant with the litecoin rail, as its backend sees it."""
 
-    server: KassaServer
-    node: LitecoinRegtest
-    merchant_id: str
-    api: httpx.Client
-    xpub: str = ""
-    wallet: str = ""
+    node: LitecoinRegtest = field(kw_only=True)
+    xpub: str = field(default="", kw_only=True)
+    wallet: str = field(default="", kw_only=True)
+    method: ClassVar[str] = "LTC"
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         self.xpub = self.xpub or fresh_tpub()
@@ -178,45 +177,6 @@ class Shop:
             assert time.monotonic() < deadline, f"wallet {self.wallet} never imported the key"
             time.sleep(0.1)
 
-    def order(self, **body: Any) -> dict[str, Any]:
-        payload = {"amount": 1000, "currency": "USD", "payment_methods": ["LTC"], **body}
-        response = self.api.post("/api/v1/orders", json=payload)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def get(self, order_id: str) -> dict[str, Any]:
-        response = self.api.get(f"/api/v1/orders/{order_id}")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def wait(
-        self, order_id: str, what: str, done: Callable[[dict[str, Any]], bool], within: float = 15.0
-    ) -> tuple[dict[str, Any], float]:
-        start = time.monotonic()
-        while True:
-            order = self.get(order_id)
-            if done(order):
-                return order, time.monotonic() - start
-            if time.monotonic() - start > within:
-                pytest.fail(f"order {order_id} not {what} within {within} s: {json.dumps(order, indent=1)}")
-            time.sleep(0.05)
-
-    def wait_status(
-        self, order_id: str, status: str, within: float = 15.0, exception: str | None = None
-    ) -> dict[str, Any]:
-        order, _ = self.wait(
-            order_id,
-            f"{status}/{exception}",
-            lambda o: o["status"] == status and (exception is None or o["exception"] == exception),
-            within,
-        )
-        return order
-
-    def events(self, order_id: str) -> list[str]:
-        response = self.api.get("/api/v1/events", params={"order": order_id, "limit": 100})
-        assert response.status_code == 200, response.text
-        return [e["type"] for e in reversed(response.json()["data"])]
-
     def check(self) -> dict[str, Any]:
         response = self.api.post("/api/v1/payment-methods/litecoin/check")
         assert response.status_code == 200, response.text
@@ -232,7 +192,7 @@ def shop_factory(lkassa: KassaServer, litecoin_regtest: LitecoinRegtest) -> Iter
         client = httpx.Client(
             base_url=lkassa.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
-        shop = Shop(lkassa, litecoin_regtest, merchant_id, client)
+        shop = Shop(lkassa, merchant_id, client, node=litecoin_regtest)
         shops.append(shop)
         return shop
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -38,6 +38,7 @@ from kassa.rails.monero.watcher import (
 )
 from kassa.services import orders as order_service
 from tests.support.monero_regtest import MoneroRegtest
+from tests.support.rail_shop import RailShop
 from tests.support.server import KassaServer
 from tests.support.watching import Watching, watch_known_rails_only
 
@@ -387,13 +388,11 @@ def xkassa(kassa: KassaServer) -> Iterator[KassaServer]:
 
 
 @dataclass
-class Shop:
+class Shop(RailShop):
     """One Kassa merchant with the Monero rail, as its backend sees it."""
 
-    server: KassaServer
-    net: MoneroRegtest
-    merchant_id: str
-    api: httpx.Client
+    net: MoneroRegtest = field(kw_only=True)
+    method: ClassVar[str] = "XMR"
 
     def configure(self, **settings: Any) -> dict[str, Any]:
         assert self.net.merchant_rpc_login is not None
@@ -410,46 +409,6 @@ class Shop:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def order(self, **body: Any) -> dict[str, Any]:
-        payload = {"amount": 1000, "currency": "USD", "payment_methods": ["XMR"], **body}
-        response = self.api.post("/api/v1/orders", json=payload)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def get(self, order_id: str) -> dict[str, Any]:
-        response = self.api.get(f"/api/v1/orders/{order_id}")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def wait(
-        self, order_id: str, what: str, done: Callable[[dict[str, Any]], bool], within: float = 10.0
-    ) -> tuple[dict[str, Any], float]:
-        """Poll the order until `done`; returns it and the seconds it took."""
-        start = time.monotonic()
-        while True:
-            order = self.get(order_id)
-            if done(order):
-                return order, time.monotonic() - start
-            if time.monotonic() - start > within:
-                pytest.fail(f"order {order_id} not {what} within {within} s: {json.dumps(order, indent=1)}")
-            time.sleep(0.03)
-
-    def wait_status(
-        self, order_id: str, status: str, within: float = 10.0, exception: str | None = None
-    ) -> dict[str, Any]:
-        order, _ = self.wait(
-            order_id,
-            f"{status}/{exception}",
-            lambda o: o["status"] == status and (exception is None or o["exception"] == exception),
-            within,
-        )
-        return order
-
-    def events(self, order_id: str) -> list[str]:
-        response = self.api.get("/api/v1/events", params={"order": order_id, "limit": 100})
-        assert response.status_code == 200, response.text
-        return [e["type"] for e in reversed(response.json()["data"])]
-
 
 @pytest.fixture
 def shop_factory(xkassa: KassaServer, monero_regtest: MoneroRegtest) -> Iterator[Callable[..., Shop]]:
@@ -462,7 +421,7 @@ def shop_factory(xkassa: KassaServer, monero_regtest: MoneroRegtest) -> Iterator
         client = httpx.Client(
             base_url=xkassa.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
-        shop = Shop(xkassa, monero_regtest, merchant_id, client)
+        shop = Shop(xkassa, merchant_id, client, net=monero_regtest)
         shops.append(shop)
         return shop
 
