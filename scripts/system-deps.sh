@@ -2,7 +2,8 @@
 # Install the system packages the tests need, from Debian, only when they are missing:
 # PostgreSQL (a private server per test run), Chromium (checkout page tests), monero (regtest
 # node and wallets), litecoind (Litecoin Core 0.21 regtest node for the Bitcoin-family rail),
-# wrk (benchmarks).
+# wrk (benchmarks), nodejs and npm (the local Hardhat node of the EVM rail tests; its npm packages are
+# installed by tests/support/hardhat_node.py).
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v monerod >/dev/null 2>&1 && command -v monero-wallet-rpc >/dev/null 2>&1 || missing+=(monero)
 [ -x /usr/lib/litecoin/litecoind ] || missing+=(litecoind)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

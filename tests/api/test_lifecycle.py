@@ -57,6 +57,7 @@ def test_create_shape(api: httpx.Client, kassa: KassaServer) -> None:
             "rate": "1",
             "address": f"test:{order['id']}",
             "payment_uri": f"test:{order['id']}?amount=1050",
+            "note": None,
             "expires_at": order["expires_at"],
         }
     ]

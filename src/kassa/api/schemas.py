@@ -150,6 +150,7 @@ class QuoteOut(BaseModel):
     rate: str
     address: str | None
     payment_uri: str | None
+    note: str | None = Field(description="The rail's line for the payer, e.g. the chain to pay on.")
     expires_at: str
 
 

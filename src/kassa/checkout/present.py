@@ -65,6 +65,7 @@ class Checkout:
     received: str | None
     remaining: str | None
     address: str | None
+    note: str | None  # the rail's line for the payer: the chain to pay on, a warning
     qr_svg: Markup | None
     gateway: bool  # the payer pays on the gateway's page (a card gateway): a button, no address
     methods: tuple[MethodOption, ...]
@@ -304,6 +305,7 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         received=received,
         remaining=remaining,
         address=address,
+        note=chosen.get("note") if chosen and address else None,
         qr_svg=(
             qr_svg(chosen["payment_uri"] or chosen["address"])
             if show_destination and chosen and not gateway

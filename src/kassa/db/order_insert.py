@@ -31,11 +31,12 @@ WITH o AS (
     RETURNING pk, id, merchant_pk, test, created_at
 ), q AS (
     INSERT INTO quotes (order_pk, method, rail, currency, amount, rate, destination, payment_uri,
-                        expires_at, created_at)
+                        note, expires_at, created_at)
     SELECT o.pk, x.method, x.rail, x.currency, x.amount, x.rate, x.destination, x.payment_uri,
-           x.expires_at, o.created_at
+           x.note, x.expires_at, o.created_at
     FROM json_to_recordset($2::json) AS x(order_id text, method text, rail text, currency text,
-         amount numeric, rate text, destination text, payment_uri text, expires_at timestamptz)
+         amount numeric, rate text, destination text, payment_uri text, note text,
+         expires_at timestamptz)
     JOIN o ON o.id = x.order_id
 ), e AS (
     INSERT INTO events (id, merchant_pk, type, object_type, object_id, order_id, sequence, data, test,

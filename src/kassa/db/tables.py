@@ -150,6 +150,7 @@ quotes = Table(
     Column("rate", String(80), nullable=False),  # decimal text: order currency per method unit
     Column("destination", Text),
     Column("payment_uri", Text),
+    Column("note", Text),  # the rail's line for the payer, e.g. the chain to pay on
     Column("expires_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("order_pk", "method", name="uq_quotes_order_method"),

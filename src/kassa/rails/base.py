@@ -80,6 +80,7 @@ class Quote:
 class Destination:
     address: str | None = None
     payment_uri: str | None = None
+    note: str | None = None  # one line for the payer next to the address (the chain to pay on)
 
 
 @dataclass(slots=True)
@@ -93,6 +94,7 @@ class Sighting:
     confirmations: int
     rejected: bool = False  # left the pool, double-spent, or reorged out
     replaceable: bool = False  # unconfirmed and signalling it may be replaced (BIP 125 RBF)
+    method: str | None = None  # what it pays, where one address takes several (ETH and tokens)
 
 
 @dataclass(frozen=True, slots=True)

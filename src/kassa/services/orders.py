@@ -216,6 +216,7 @@ class OrderService:
                     "rate": str(quote.rate),
                     "destination": dest.address if dest else None,
                     "payment_uri": dest.payment_uri if dest else None,
+                    "note": dest.note if dest else None,
                     "expires_at": quote.expires_at,
                     "created_at": now,
                 }
@@ -481,7 +482,7 @@ class OrderService:
             current = Quote(method, quote["currency"], latest["amount"], Decimal(1), latest["expires_at"])
             # A refreshed quote keeps the allocated address; only its payment URI changes.
             dest = await self._destination(config, row["merchant_pk"], request, current, quote["destination"])
-            changes.update(destination=dest.address, payment_uri=dest.payment_uri)
+            changes.update(destination=dest.address, payment_uri=dest.payment_uri, note=dest.note)
         async with self.db.transaction() as tx:
             locked = (
                 (await tx.conn.execute(select(orders).where(orders.c.pk == row["pk"]).with_for_update()))
@@ -653,7 +654,7 @@ class OrderService:
             result = await tx.conn.execute(
                 update(quotes)
                 .where(quotes.c.pk == quote["pk"], quotes.c.destination == spent)
-                .values(destination=dest.address, payment_uri=dest.payment_uri)
+                .values(destination=dest.address, payment_uri=dest.payment_uri, note=dest.note)
             )
             if result.rowcount:
                 await tx.conn.execute(

@@ -37,6 +37,8 @@ class RailReporter:
                     .join(quotes, quotes.c.order_pk == orders.c.pk)
                     .where(mine, quotes.c.destination == sighting.destination)
                 )
+                if sighting.method is not None:  # one address, several methods: this one's quote
+                    query = query.where(quotes.c.method == sighting.method)
             else:  # known by its reference: a payment seen before, or a payload submitted through us
                 known = (
                     select(payments.c.order_pk)

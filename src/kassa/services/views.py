@@ -29,6 +29,7 @@ def quote_view(q: Row) -> dict[str, Any]:
         "rate": q["rate"],
         "address": q["destination"],
         "payment_uri": q["payment_uri"],
+        "note": q.get("note"),
         "expires_at": iso(q["expires_at"]),
     }
 
