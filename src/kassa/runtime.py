@@ -88,7 +88,7 @@ class Runtime:
             "recycled": usage.recycled,
         }
         problems = []
-        if usage.gap > keychain.gap_limit:
+        if keychain.gap_limit is not None and usage.gap > keychain.gap_limit:
             problems.append(
                 f"Kassa handed out {usage.gap} addresses after the last paid one, more than the gap "
                 f"limit of {keychain.gap_limit}: raise your wallet's gap limit to at least {usage.gap} "

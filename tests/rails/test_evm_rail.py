@@ -430,6 +430,7 @@ def test_check_reads_the_chain_and_the_token(shop: Shop, watching: Watching) -> 
     assert health["ok"] is True, health
     (chain,) = health["details"]["chains"]
     assert chain["node_chain_id"] == CHAIN and chain["block"] >= 1
+    assert health["details"]["addresses"]["gap_limit"] is None  # EVM wallets do not scan ahead
     shop.configure(chains=[{"chain_id": 1, "name": "Mainnet?", "rpc_urls": [shop.node.url]}])
     health = shop.api.post("/api/v1/payment-methods/evm/check").json()
     assert health["ok"] is False and "not 1" in health["details"]["reason"]

@@ -525,3 +525,11 @@ async def test_tester_chain_answers_like_a_node(chain: TesterChain) -> None:
         receipt = await node.eth_getTransactionReceipt(txhash)
         assert receipt is not None and receipt.status == 1 and receipt.block_number == tip + 1
         assert await node.pending_transactions() == ()
+
+
+def test_the_tester_chain_leaves_the_recursion_limit_alone() -> None:
+    """py-evm raises it to 100,000 on import; the test session shares the interpreter (a request
+    nested 100,000 deep would then overflow the C stack instead of being refused)."""
+    import sys
+
+    assert sys.getrecursionlimit() <= 10_000

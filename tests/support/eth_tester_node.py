@@ -71,24 +71,34 @@ compiles); calldata is encoded with eth-abi (a dependency of web3).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_abi.abi import encode as abi_encode
-from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]
-from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
-from web3.providers.eth_tester import EthereumTesterProvider
-from web3.providers.eth_tester.middleware import (
+
+# py-evm raises the interpreter's recursion limit to 100,000 when it is imported (evm/__init__.py).
+# The whole test session shares the interpreter: with that limit, a request body nested 100,000 deep
+# (tests/compat/test_knockturn.py) overflows the C stack and kills pytest instead of being refused.
+# Restored right after the imports below.
+_RECURSION_LIMIT = sys.getrecursionlimit()
+
+from eth_abi.abi import encode as abi_encode  # noqa: E402
+from eth_tester import EthereumTester, PyEVMBackend  # type: ignore[import-untyped]  # noqa: E402
+from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]  # noqa: E402
+from web3.providers.eth_tester import EthereumTesterProvider  # noqa: E402
+from web3.providers.eth_tester.middleware import (  # noqa: E402
     request_formatters,
     result_formatters,
     transaction_result_formatter,
     transaction_result_remapper,
 )
 
-from kassa.rails.evm.rpc import EvmRpc
+from kassa.rails.evm.rpc import EvmRpc  # noqa: E402
+
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 CHAIN_ID = 131277322940537  # eth-tester's, fixed (web3's provider answers eth_chainId with it)
 URL = "http://tester"

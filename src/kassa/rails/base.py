@@ -106,7 +106,8 @@ class Keychain:
     key_id: str  # stable id of the key, script and network (different spellings, same id)
     derive: Callable[[int], str]  # index -> address; pure, no I/O
     covers: Callable[[int], Awaitable[bool]]  # does the counterpart watch the address at this index?
-    gap_limit: int = 20  # how far past the last paid address the merchant's own wallet looks
+    gap_limit: int | None = 20  # how far past the last paid address the merchant's wallet looks
+    # (None: the merchant's wallet does not scan for addresses, e.g. EVM accounts are added by hand)
     recycle: bool = False  # hand out addresses of expired, never-paid orders again
 
 

@@ -37,11 +37,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Final, Literal, Self, overload
+from typing import Any, Final, Literal, overload
 from urllib.parse import quote, unquote
 
 import httpx
+
+from kassa.rails.rpc_base import HttpFailure, JsonRpcFailure, OwnedClient, Unreachable
 
 __all__ = [
     "SATS_PER_COIN",
@@ -136,40 +137,25 @@ class BitcoinError(Exception):
     """Base class of every error raised by :class:`BitcoinRpc`."""
 
 
-class BitcoinUnreachable(BitcoinError):
+class BitcoinUnreachable(BitcoinError, Unreachable):
     """Nothing usable came back from the node: connection failure or timeout."""
 
-    def __init__(self, url: str, method: str, reason: str) -> None:
-        self.url = url
-        self.method = method
-        self.reason = reason
-        super().__init__(f"Bitcoin RPC at {url} unreachable while calling {method!r}: {reason}")
+    server = "Bitcoin RPC"
 
 
-class BitcoinHttpError(BitcoinError):
+class BitcoinHttpError(BitcoinError, HttpFailure):
     """The node answered, but not with a JSON-RPC answer (HTTP error status, not JSON, ...)."""
 
-    def __init__(self, url: str, method: str, status_code: int, detail: str) -> None:
-        self.url = url
-        self.method = method
-        self.status_code = status_code
-        self.detail = detail
-        super().__init__(f"Bitcoin RPC at {url} answered {method!r} with HTTP {status_code}: {detail}")
+    server = "Bitcoin RPC"
 
 
 class BitcoinAuthenticationError(BitcoinHttpError):
     """HTTP 401: wrong or missing rpcuser/rpcpassword (or cookie)."""
 
 
-class BitcoinRpcError(BitcoinError):
+class BitcoinRpcError(BitcoinError, JsonRpcFailure):
     """A JSON-RPC error object, e.g. ``{"code": -18, "message": "Requested wallet does not exist or
     is not loaded"}``. ``code`` 0 is never sent by the node: it marks a malformed answer."""
-
-    def __init__(self, code: int, message: str, method: str) -> None:
-        self.code = code
-        self.message = message
-        self.method = method
-        super().__init__(f"{method}: JSON-RPC error {code}: {message}")
 
     @property
     def wallet_already_loaded(self) -> bool:
@@ -538,7 +524,7 @@ def _split_url(url: str) -> tuple[str, str | None, str | None, str | None]:
 # Client
 
 
-class BitcoinRpc:
+class BitcoinRpc(OwnedClient):
     """Client of one bitcoind-compatible node and, optionally, one of its wallets.
 
     ``url`` e.g. ``http://127.0.0.1:8332`` (credentials in it are used when ``username`` /
@@ -566,8 +552,7 @@ class BitcoinRpc:
         password = password if password is not None else url_password
         self._auth = httpx.BasicAuth(self._username, password or "") if self._username is not None else None
         self._timeout = timeout
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        super().__init__(client, timeout)
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -579,22 +564,6 @@ class BitcoinRpc:
     def wallet_url(self) -> str | None:
         """The wallet endpoint (without credentials), or None without a wallet."""
         return f"{self.url}/wallet/{quote(self.wallet, safe='')}" if self.wallet is not None else None
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def call(self, method: str, *params: Any, wallet: bool = True) -> Any:
         """Call ``method`` with positional ``params`` and return its ``result`` (numbers with a

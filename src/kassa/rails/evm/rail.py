@@ -199,7 +199,8 @@ class EvmRail(NoSubmissions, NoGateway, NoSending):
         async def covers(index: int) -> bool:  # the watcher derives what it watches: nothing to import
             return True
 
-        return Keychain(key_id=key.key_id, derive=key.address, covers=covers)
+        # No gap limit: an EVM wallet shows the accounts one adds, it does not scan ahead for them.
+        return Keychain(key_id=key.key_id, derive=key.address, covers=covers, gap_limit=None)
 
     async def prepare(
         self, config: RailConfig, request: QuoteRequest, quote: Quote, address: str | None = None

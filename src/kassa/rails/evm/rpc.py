@@ -47,12 +47,13 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal, NamedTuple, Self, TypeAlias
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 import httpx
 from eth_hash.backends import pysha3
 from eth_hash.main import Keccak256
+
+from kassa.rails.rpc_base import HttpFailure, JsonRpcFailure, OwnedClient, Unreachable
 
 __all__ = [
     "TRANSFER_TOPIC",
@@ -229,42 +230,30 @@ class EvmError(Exception):
     """Base class of every error raised by :class:`EvmRpc`."""
 
 
-class EvmUnreachable(EvmError):
+class EvmUnreachable(EvmError, Unreachable):
     """Nothing usable came back from the node: connection failure or timeout."""
 
-    def __init__(self, url: str, method: str, reason: str) -> None:
-        self.url = url
-        self.method = method
-        self.reason = reason
-        super().__init__(f"EVM node at {url} unreachable while calling {method!r}: {reason}")
+    server = "EVM node"
 
 
-class EvmHttpError(EvmError):
+class EvmHttpError(EvmError, HttpFailure):
     """The node answered, but not with a JSON-RPC answer (HTTP error status, not JSON, ...)."""
 
-    def __init__(self, url: str, method: str, status_code: int, detail: str) -> None:
-        self.url = url
-        self.method = method
-        self.status_code = status_code
-        self.detail = detail
-        super().__init__(f"EVM node at {url} answered {method!r} with HTTP {status_code}: {detail}")
+    server = "EVM node"
 
 
 class EvmAuthenticationError(EvmHttpError):
     """HTTP 401 or 403: wrong or missing credentials, API key or allow-list entry."""
 
 
-class EvmRpcError(EvmError):
+class EvmRpcError(EvmError, JsonRpcFailure):
     """A JSON-RPC error object, e.g. ``{"code": -32602, "message": "invalid argument 0: ..."}``.
     ``code`` 0 is never sent by a node: it marks a malformed answer. ``data`` is the error's
     ``data`` member (revert data of a failed ``eth_call`` on geth), not shown in the message."""
 
     def __init__(self, code: int, message: str, method: str, data: Any = None) -> None:
-        self.code = code
-        self.message = message
-        self.method = method
+        super().__init__(code, message, method)
         self.data = data
-        super().__init__(f"{method}: JSON-RPC error {code}: {message}")
 
     @property
     def unsupported_method(self) -> bool:
@@ -594,7 +583,7 @@ def _reject_floats(value: Any) -> None:
 # Client
 
 
-class EvmRpc:
+class EvmRpc(OwnedClient):
     """Client of one Ethereum JSON-RPC endpoint (HTTP or HTTPS).
 
     ``url`` e.g. ``http://127.0.0.1:8545`` or a provider's ``https://host/v3/<key>``; credentials in
@@ -630,28 +619,11 @@ class EvmRpc:
         if bearer_token is not None:
             self._headers["Authorization"] = f"Bearer {bearer_token}"
         self._timeout = timeout
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout)
+        super().__init__(client, timeout)
         self._ids = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------------------------ transport
 
