@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
@@ -123,7 +124,7 @@ class EvmSettings(RailSettings):
     @field_validator("xpub")
     @classmethod
     def _key_reads(cls, value: str) -> str:
-        parse_evm_key(value.strip())  # ValueError: what is wrong
+        _parsed(value.strip())  # ValueError: what is wrong
         return value.strip()
 
     @field_validator("chains")
@@ -177,7 +178,13 @@ def settings_of(config: RailConfig) -> EvmSettings:
 
 
 def key_of(settings: EvmSettings) -> EvmKey:
-    return parse_evm_key(settings.xpub)
+    return _parsed(settings.xpub)
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> EvmKey:
+    """Parsing a key takes ~0.5 ms, and an order reads the settings several times: once per key."""
+    return parse_evm_key(text)
 
 
 def describe_error(exc: EvmError) -> str:
