@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,3 +105,27 @@ def test_display() -> None:
     assert Money(1, "ETH").display() == "0.000000000000000001 ETH"
     assert Money(10_000_000, "BTC").display() == "0.10000000 BTC"  # 8 decimals, as wallets show
     assert Money(1, "LTC").display() == "0.00000001 LTC"
+
+
+@given(
+    st.integers(min_value=0, max_value=2**256 - 1),
+    st.sampled_from(["USD", "JPY", "KWD", "BTC", "ETH"]),
+    st.integers(min_value=1, max_value=5),
+)
+def test_from_decimal_is_exact_at_any_size(minor: int, code: str, extra: int) -> None:
+    """Exactly the minor units, however many digits; one more decimal place than the currency has,
+    not zero, is refused (Decimal arithmetic would round it away past 28 digits)."""
+    exponent = get_currency(code).exponent
+    text = str(minor) if exponent == 0 else f"{minor // 10**exponent}.{minor % 10**exponent:0{exponent}d}"
+    assert Money.from_decimal(Decimal(text), code).amount == minor
+    with pytest.raises(InvalidMoney):
+        Money.from_decimal(Decimal(text + ("." if exponent == 0 else "") + "0" * (extra - 1) + "1"), code)
+
+
+def test_from_decimal_refuses_what_rounding_would_hide() -> None:
+    with pytest.raises(InvalidMoney, match="decimal places"):
+        Money.from_decimal(Decimal("10000000000000000000000000.001"), "USD")
+    with pytest.raises(InvalidMoney):
+        Money.from_decimal(Decimal("1e-999999"), "USD")
+    assert Money.from_decimal(Decimal("1.50E+3"), "USD").amount == 150000
+    assert Money.from_decimal(Decimal("0E-30"), "USD").amount == 0

@@ -101,10 +101,20 @@ class Money:
             raise InvalidMoney("must be a number of at least 0")
         if number and number.adjusted() > MAX_DIGITS:  # before scaling: 1e999999 would overflow
             raise InvalidMoney("is too large")
-        scaled = number.scaleb(spec.exponent)
-        if scaled != scaled.to_integral_value():
+        # In integers, not Decimal arithmetic: that rounds to the context's 28 digits, and
+        # 10000000000000000000000000.001 would become .00 instead of being refused.
+        _sign, digits, exp = number.as_tuple()
+        assert isinstance(exp, int)  # finite
+        whole = int("".join(map(str, digits)) or "0")
+        shift = exp + spec.exponent
+        if shift >= 0:
+            return cls(whole * 10**shift, spec.code)
+        if whole and -shift > len(digits):  # more decimals than digits: never whole minor units
             raise InvalidMoney(f"{spec.code} has {spec.exponent} decimal places; {value} has more")
-        return cls(int(scaled), spec.code)
+        minor, rest = divmod(whole, 10**-shift)
+        if rest:
+            raise InvalidMoney(f"{spec.code} has {spec.exponent} decimal places; {value} has more")
+        return cls(minor, spec.code)
 
     @classmethod
     def parse(cls, value: Any, currency: str | None = None) -> Money:
