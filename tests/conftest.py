@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.receiver import Receiver
 from tests.support.server import KassaServer
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -78,3 +79,13 @@ def anon(kassa: KassaServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver for webhooks on loopback (tests/support/receiver.py)."""
+    r = Receiver().start()
+    try:
+        yield r
+    finally:
+        r.stop()

@@ -63,6 +63,16 @@ def test_create_shape(api: httpx.Client, kassa: KassaServer) -> None:
     ]
     assert order["metadata"] == {"cart": 7}
     assert get(api, "shop-1")["id"] == order["id"]  # by the merchant's own id too
+    assert (order["archived"], order["locale"], order["auto_redirect"]) == (False, None, True)
+    assert (order["tolerance_bps"], order["monitoring_window"]) == (0, 86400)
+
+
+def test_locale_and_auto_redirect(api: httpx.Client) -> None:
+    order = create(api, locale="zh-TW", auto_redirect=False, success_url="https://shop.example/ok")
+    assert (order["locale"], order["auto_redirect"]) == ("zh-TW", False)
+    assert get(api, order["id"])["locale"] == "zh-TW"
+    bad = api.post("/api/v1/orders", json={"amount": 1, "currency": "USD", "locale": "not a language"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "locale"
 
 
 def test_cart_total_becomes_amount(api: httpx.Client) -> None:

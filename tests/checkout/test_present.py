@@ -161,6 +161,18 @@ def test_only_a_plain_paid_order_redirects() -> None:
         assert co.success_url == "https://shop.example/thanks"
 
 
+def test_no_automatic_redirect_when_the_order_says_so() -> None:
+    co = present(view(status="paid", auto_redirect=False), "S", NOW)
+    assert co.redirect_url is None and co.success_url == "https://shop.example/thanks"
+
+
+def test_btcpay_placeholders_in_the_success_url_are_filled_in() -> None:
+    order = view(status="paid", success_url="https://shop.example/t/{OrderId}?i={InvoiceId}")
+    assert present(order, "S", NOW).redirect_url == "https://shop.example/t/shop-42?i=ord_x"
+    order["metadata"] = {"orderId": "1001"}  # Greenfield's order number wins
+    assert present(order, "S", NOW).success_url == "https://shop.example/t/1001?i=ord_x"
+
+
 def test_method_choice_lists_every_quote_in_its_own_currency() -> None:
     order = view(
         method=None,

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import btcpay
 import httpx
 import pytest
 
+from tests.compat.greenfield_shop import Shop
 from tests.support.grin_stand_in import GrinStandIn
 from tests.support.server import KassaServer
 from tests.support.watching import Watching, watch_known_rails_only
@@ -154,3 +156,16 @@ def watching(gkassa: KassaServer) -> Iterator[Watching]:
         yield watch
     finally:
         watch.stop()
+
+
+@pytest.fixture
+def shop(kassa: KassaServer, merchant: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
+    store_id, key = merchant
+    monkeypatch.setattr(btcpay, "api_key", key)
+    monkeypatch.setattr(btcpay, "host_url", kassa.base_url + "/")
+    monkeypatch.setattr(btcpay, "store_id", store_id)
+    s = Shop(kassa, store_id, key)
+    try:
+        yield s
+    finally:
+        s.close()

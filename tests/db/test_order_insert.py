@@ -102,7 +102,7 @@ def test_the_same_order_id_twice_in_one_batch(
     results = kassa.call(_create_all(kassa, pk, [same, same, same, other, *[NewOrder("USD", 7)] * 10]))
     assert max(sizes) > 1
     firsts = [r for r in results[:3] if isinstance(r, CreateResult)]
-    assert len(firsts) == 3
+    assert len(firsts) == 3, results[:4]
     assert sum(r.created for r in firsts) == 1  # one order; the repeats get it back
     assert len({r.order["id"] for r in firsts}) == 1
     assert isinstance(results[3], Conflict)  # same order_id, different body

@@ -19,7 +19,9 @@ from kassa.domain.orders import (
     TransitionError,
     advance,
     arrives_late,
+    can_mark,
     cancel,
+    mark,
     tolerance_for,
 )
 
@@ -225,6 +227,68 @@ def test_invariants(history: tuple[OrderTerms, list[tuple[float, list[PaymentFac
             assert state.status is OrderStatus.EXPIRED
         if state.exception in (OrderException.OVERPAID, OrderException.PAID_LATE):
             assert state.status is OrderStatus.PAID
+        assert state.exception is not OrderException.MARKED  # only the merchant marks
+
+
+# ----- marking by hand (Greenfield's mark status) ------------------------------------------------
+
+
+def test_mark_paid_settles_whatever_was_received_and_nothing_undoes_it() -> None:
+    half = advance(fresh(), TERMS, [PaymentFacts(400, 0)], at(60)).state
+    assert half.status is OrderStatus.OPEN
+    step = mark(half, OrderStatus.PAID, at(70))
+    assert step.events == ("order.paid",)
+    assert step.state.status is OrderStatus.PAID and step.state.exception is OrderException.MARKED
+    assert step.state.paid_at == at(70) and step.state.timer_remaining is None
+    # The payment that was seen is dropped later: the order stays paid, as marked.
+    later = advance(step.state, TERMS, [PaymentFacts(400, 0, rejected=True)], at(4000))
+    assert later.events == () and later.state.status is OrderStatus.PAID
+
+
+def test_mark_invalid_and_back() -> None:
+    expired = advance(fresh(), TERMS, [], at(3600)).state
+    invalid = mark(expired, OrderStatus.INVALID, at(3601))
+    assert invalid.events == ("order.invalid",) and invalid.state.exception is OrderException.MARKED
+    # A marked invalid order may still be settled by hand, and a paid-by-hand one declared invalid.
+    paid = mark(invalid.state, OrderStatus.PAID, at(3602)).state
+    assert mark(paid, OrderStatus.INVALID, at(3603)).state.status is OrderStatus.INVALID
+
+
+def test_money_that_paid_an_order_is_not_declared_away() -> None:
+    paid = advance(fresh(), TERMS, [PaymentFacts(1000, 2)], at(60)).state
+    assert paid.status is OrderStatus.PAID
+    with pytest.raises(TransitionError, match="cannot be marked invalid"):
+        mark(paid, OrderStatus.INVALID, at(61))
+    with pytest.raises(TransitionError, match="cannot be marked paid"):
+        mark(paid, OrderStatus.PAID, at(61))
+    with pytest.raises(TransitionError):
+        mark(fresh(), OrderStatus.EXPIRED, at(1))
+
+
+@settings(max_examples=200)
+@given(
+    histories(),
+    st.integers(min_value=0, max_value=7),
+    st.sampled_from([OrderStatus.PAID, OrderStatus.INVALID]),
+)
+def test_a_marked_order_stays_as_marked(
+    history: tuple[OrderTerms, list[tuple[float, list[PaymentFacts]]]], when: int, to: OrderStatus
+) -> None:
+    terms, timeline = history
+    state = fresh()
+    marked = False
+    for i, (t, payments) in enumerate(timeline):
+        state = advance(state, terms, payments, at(t)).state
+        if i == when and can_mark(state.status, state.exception, to):
+            step = mark(state, to, at(t))
+            state, marked = step.state, True
+            assert step.events == (f"order.{to.value}",)
+        if marked:
+            assert state.status is to and state.exception is OrderException.MARKED
+            assert (state.paid_at is not None) == (to is OrderStatus.PAID)
+            assert state.timer_remaining is None
+            again = advance(state, terms, payments, at(t))
+            assert again.events == () and again.state == state
 
 
 @given(st.integers(min_value=0, max_value=2**256 - 1), st.integers(min_value=0, max_value=10_000))

@@ -32,6 +32,8 @@ class Received:
     body: dict[str, Any]
     verified: bool
     at: float
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Receiver:
                             json.loads(raw),
                             verified,
                             time.monotonic(),
+                            raw,
+                            headers,
                         )
                     )
                     status, delay, extra = receiver.status, receiver.delay, dict(receiver.headers)

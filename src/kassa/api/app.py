@@ -27,6 +27,7 @@ from kassa.api.routes_webhooks import router as webhooks_router
 from kassa.api.schemas import Health
 from kassa.checkout.refund_routes import router as refund_page_router
 from kassa.checkout.routes import router as checkout_router
+from kassa.compat.greenfield.routes import router as greenfield_router
 from kassa.compat.knockturn import router as knockturn_router
 from kassa.compat.librepay import router as librepay_router
 from kassa.compat.servebase.routes import router as servebase_router
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     api.include_router(refunds_router)
     api.include_router(payouts_router)
     app.include_router(api)
+    app.include_router(greenfield_router)  # BTCPay's paths under /api/v1 (stores, invoices, server)
     app.include_router(gateways_router)
     app.include_router(servebase_router)  # before the checkout's /pay/{order_id} routes
     app.include_router(checkout_router)

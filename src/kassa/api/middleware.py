@@ -21,6 +21,17 @@ log = logging.getLogger("kassa.access")
 
 _GUARDED_PREFIXES = ("/api/",)
 _JSON_TYPES = ("application/json",)
+# BTCPay's Greenfield paths (compat/greenfield) under /api/v1: refused in Greenfield's own shape,
+# and their bodies read as JSON whatever their Content-Type, as BTCPay's clients send them.
+_GREENFIELD_PREFIXES = ("/api/v1/stores", "/api/v1/invoices", "/api/v1/server/", "/api/v1/api-keys/")
+
+
+def _refusal(scope: Scope, status: int, message: str, code: str) -> tuple[int, bytes]:
+    if scope["path"].startswith(_GREENFIELD_PREFIXES):
+        if status == 400:
+            return 422, json.dumps([{"path": "", "message": message}]).encode()
+        return status, json.dumps({"code": code.replace("_", "-"), "message": message}).encode()
+    return status, error_bytes(status, message, code=code)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -115,13 +126,13 @@ class BodyGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _has_nul(scope):
-            await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
+            await _send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
             return
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
-        too_big = error_bytes(
-            413, f"the request body is larger than {self.max_bytes} bytes", code="body_too_large"
+        _, too_big = _refusal(
+            scope, 413, f"the request body is larger than {self.max_bytes} bytes", "body_too_large"
         )
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
@@ -144,9 +155,9 @@ class BodyGuardMiddleware:
         body = b"".join(chunks)
         guarded = scope["path"].startswith(_GUARDED_PREFIXES)  # other fronts check in their own style
         if guarded and b"\\u0000" in body:
-            await _send_error(send, 400, error_bytes(400, _NUL_MESSAGE, code="parameter_invalid"))
+            await _send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
             return
-        if body and guarded:
+        if body and guarded and not scope["path"].startswith(_GREENFIELD_PREFIXES):
             ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
                 await _send_error(

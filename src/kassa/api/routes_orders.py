@@ -71,6 +71,8 @@ async def create_order_response(runtime: Runtime, principal: Principal, body: Or
         session_id=body.session_id,
         payment_methods=body.payment_methods,
         metadata=body.metadata,
+        locale=body.locale,
+        auto_redirect=body.auto_redirect,
     )
     result = await runtime.orders.create(merchant_pk(principal), new)
     order = result.order

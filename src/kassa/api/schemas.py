@@ -61,6 +61,16 @@ class OrderCreate(Strict_):
         default=None, max_length=20
     )
     metadata: dict[Annotated[str, Field(max_length=40)], Any] = Field(default_factory=dict, max_length=50)
+    locale: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=20,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+        description="The customer's language (BCP 47, e.g. de or zh-TW).",
+    )
+    auto_redirect: bool = Field(
+        default=True, description="Send the customer to success_url by itself once the order is paid."
+    )
 
 
 class MethodChoice(Strict_):
@@ -187,7 +197,9 @@ class OrderOut(BaseModel):
     object: Literal["order"]
     order_id: str | None
     status: Literal["open", "processing", "paid", "expired", "canceled", "invalid"]
-    exception: Literal["underpaid", "overpaid", "paid_late"] | None
+    exception: Literal["underpaid", "overpaid", "paid_late", "marked"] | None = Field(
+        description="marked: settled or declared invalid by the merchant (Greenfield's mark status)."
+    )
     amount: int
     currency: str
     cart: list[CartLineOut] | None
@@ -200,6 +212,8 @@ class OrderOut(BaseModel):
         description="Seconds left on the paused expiry timer, while processing."
     )
     late: bool = Field(description="Money arrived after the order expired.")
+    tolerance_bps: int = Field(description="How far short a payment may fall and still pay (basis points).")
+    monitoring_window: int = Field(description="Seconds a payment may take to become final once seen.")
     late_payment_policy: Literal["accept", "refund"] = Field(
         description="Fixed at creation from the merchant's setting: whether late money pays the order."
     )
@@ -223,6 +237,9 @@ class OrderOut(BaseModel):
     amount_refunded: int
     payments: list[PaymentOut]
     test: bool
+    archived: bool = Field(description="Archived orders are left out of Greenfield's invoice lists.")
+    locale: str | None = Field(description="The customer's language, when the order names it (BCP 47).")
+    auto_redirect: bool = Field(description="The checkout sends the customer to success_url once paid.")
     version: int = Field(description="Bumps on every change; the ETag is built from it.")
     created_at: str
     updated_at: str
@@ -343,6 +360,11 @@ class WebhookEndpointOut(BaseModel):
     enabled: bool
     disabled_reason: str | None
     failing_since: str | None
+    format: Literal["kassa", "greenfield"] = Field(
+        description="kassa: Standard Webhooks; greenfield: BTCPay's bodies and BTCPay-Sig (made through "
+        "the Greenfield front, docs/compat/greenfield.md)."
+    )
+    options: dict[str, Any] | None = Field(description="The format's own settings.")
     previous_secret_expires_at: str | None
     created_at: str
     updated_at: str

@@ -286,6 +286,9 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
     )
     paid_at = parse_time(order["paid_at"])
     success_url: str | None = order["success_url"]
+    if success_url:  # BTCPay's placeholders, for orders made through the Greenfield front
+        shop_ref = (order["metadata"] or {}).get("orderId") or order["order_id"] or ""
+        success_url = success_url.replace("{InvoiceId}", order["id"]).replace("{OrderId}", str(shop_ref))
     return Checkout(
         order_id=order["id"],
         merchant=merchant,
@@ -331,7 +334,7 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         paid_at=paid_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if paid_at else None,
         success_url=success_url,
         cancel_url=order["cancel_url"],
-        redirect_url=success_url if state == "paid" else None,
+        redirect_url=success_url if state == "paid" and order.get("auto_redirect", True) else None,
         can_cancel=order["status"] == "open",
         test_actions=_test_actions(order, state),
     )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 
 from kassa.db.types import Amount, PrimaryKey, SignedTotal, UTCDateTime
@@ -127,6 +128,9 @@ orders = Table(
     Column("paid_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("test", Boolean, nullable=False),
+    Column("archived", Boolean, nullable=False, server_default=false()),  # hidden from lists by default
+    Column("locale", String(20)),  # the customer's language, when the merchant knows it (BCP 47)
+    Column("auto_redirect", Boolean, nullable=False, server_default=true()),  # to success_url once paid
     Column("version", Integer, nullable=False),  # bumps on every change: the ETag
     Column("event_seq", Integer, nullable=False),  # last per-order event sequence number
     Column("created_at", UTCDateTime, nullable=False),
@@ -260,6 +264,9 @@ webhook_endpoints = Table(
     Column("previous_secret_expires_at", UTCDateTime),
     Column("disabled_reason", Text),
     Column("failing_since", UTCDateTime),
+    # "kassa" (Standard Webhooks) or "greenfield" (BTCPay's body and BTCPay-Sig, compat/greenfield)
+    Column("format", String(20), nullable=False, server_default="kassa"),
+    Column("options", JSON),  # the format's own settings (greenfield: automaticRedelivery)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_webhook_endpoints_merchant_pk", "merchant_pk"),
@@ -288,6 +295,7 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_channel_order", "channel", "order_id", "status"),
     Index("ix_deliveries_endpoint_pk_pk", "endpoint_pk", "pk"),
+    Index("ix_deliveries_event_pk", "event_pk"),  # an event's deliveries (redeliveries, Greenfield)
     # The claim walks each target's pending deliveries in order (worker/deliveries.py).
     Index(
         "ix_deliveries_pending_channel",

@@ -8,6 +8,7 @@ open ──payment seen──> processing ──final──> paid
  ├──canceled
 processing ──never final within the monitoring window──> invalid
 paid: + overpaid when more came; + paid_late when it came after expiry
+marked by hand (`mark`): paid or invalid + marked, whatever the rails saw
 ```
 
 `advance` is the one function that moves an order: given the order's state, the payments observed
@@ -39,6 +40,7 @@ class OrderException(StrEnum):
     UNDERPAID = "underpaid"
     OVERPAID = "overpaid"
     PAID_LATE = "paid_late"
+    MARKED = "marked"  # settled or declared invalid by the merchant, not by the money seen
 
 
 class PaymentStatus(StrEnum):
@@ -143,7 +145,7 @@ def advance(state: OrderState, terms: OrderTerms, payments: Sequence[PaymentFact
         events.append(event)
         states.append(s)
 
-    if s.status is OrderStatus.PAID and confirmed < enough:
+    if s.status is OrderStatus.PAID and confirmed < enough and s.exception is not OrderException.MARKED:
         # A final payment undone (a reorganisation deeper than the confirmations asked for, or a
         # double spend of a payment accepted at 0-conf): the order is no longer paid.
         s = dataclasses.replace(s, paid_at=None, exception=None)
@@ -236,6 +238,51 @@ def cancel(state: OrderState, now: datetime) -> Step:
         raise TransitionError(f"only an open order can be canceled; this one is {state.status.value}")
     new = dataclasses.replace(state, status=OrderStatus.CANCELED, closed_at=now)
     return Step(new, ("order.canceled",), (new,))
+
+
+MARKABLE = {
+    OrderStatus.PAID: frozenset(
+        {
+            OrderStatus.OPEN,
+            OrderStatus.PROCESSING,
+            OrderStatus.EXPIRED,
+            OrderStatus.INVALID,
+            OrderStatus.CANCELED,
+        }
+    ),
+    OrderStatus.INVALID: frozenset({OrderStatus.OPEN, OrderStatus.PROCESSING, OrderStatus.EXPIRED}),
+}
+"""What an order may be marked by hand, from which statuses (a paid order only when it was marked
+paid: money that came is refunded, not declared away)."""
+
+
+def can_mark(status: OrderStatus, exception: OrderException | None, to: OrderStatus) -> bool:
+    return status in MARKABLE.get(to, frozenset()) or (
+        to is OrderStatus.INVALID and status is OrderStatus.PAID and exception is OrderException.MARKED
+    )
+
+
+def mark(state: OrderState, to: OrderStatus, now: datetime) -> Step:
+    """The merchant settles an order by hand (paid another way, or a shortfall accepted) or declares
+    it invalid. The order carries exception `marked`, and no later payment or reorg moves it: money
+    that arrives afterwards is late, money that is undone leaves it paid. No money moves in the ledger:
+    only payments do that."""
+    if not can_mark(state.status, state.exception, to):
+        allowed = ", ".join(sorted(s.value for s in MARKABLE.get(to, ())))
+        raise TransitionError(
+            f"an order that is {state.status.value} cannot be marked {to.value}"
+            + (f" (only one that is {allowed})" if allowed else "")
+        )
+    paid = to is OrderStatus.PAID
+    new = dataclasses.replace(
+        state,
+        status=to,
+        exception=OrderException.MARKED,
+        paid_at=now if paid else None,
+        closed_at=now,
+        timer_remaining=None,
+    )
+    return Step(new, (f"order.{to.value}",), (new,))
 
 
 def arrives_late(status: OrderStatus) -> bool:

@@ -40,6 +40,7 @@ from kassa.domain.orders import (
     advance,
     arrives_late,
     cancel,
+    mark,
     payment_status,
     tolerance_for,
 )
@@ -90,6 +91,11 @@ class NewOrder:
     session_id: str | None = None
     payment_methods: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    locale: str | None = None
+    auto_redirect: bool = True
+    # The merchant's settings for this order only (a front that takes them per order: Greenfield).
+    tolerance_bps: int | None = None
+    monitoring_window: int | None = None
 
     def fingerprint(self) -> str:
         canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
@@ -248,8 +254,12 @@ class OrderService:
             "status": OrderStatus.OPEN.value,
             "exception": None,
             "amount_due": chosen["amount"] if chosen else None,
-            "tolerance_bps": merchant.payment_tolerance_bps,
-            "monitoring_window": merchant.monitoring_window,
+            "tolerance_bps": merchant.payment_tolerance_bps
+            if req.tolerance_bps is None
+            else req.tolerance_bps,
+            "monitoring_window": (
+                merchant.monitoring_window if req.monitoring_window is None else req.monitoring_window
+            ),
             "late_payment_policy": merchant.late_payment_policy.value,
             "amount_received": 0,
             "amount_confirmed": 0,
@@ -262,6 +272,9 @@ class OrderService:
             "paid_at": None,
             "closed_at": None,
             "test": all(get_rail(config.rail).test for _, config in methods),
+            "archived": False,
+            "locale": req.locale,
+            "auto_redirect": req.auto_redirect,
             "version": 1,
             "event_seq": 1,
             "created_at": now,
@@ -345,15 +358,17 @@ class OrderService:
         return await self._view(conn, row._mapping)
 
     # ----- reading ----------------------------------------------------------------------------
+    # An order's view is its row, its quotes and its payments: read in one snapshot, or a change
+    # committed between the statements shows a payment rejected on an order still paid.
 
     async def get(self, merchant_pk: int, ref: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
+        async with self.db.snapshot() as conn:
             row = await self._find(conn, merchant_pk, ref)
             return await self._view(conn, row._mapping)
 
     async def get_public(self, order_id: str) -> tuple[dict[str, Any], Merchant]:
         """For the checkout page: by Kassa id only (the id is the capability)."""
-        async with self.db.read() as conn:
+        async with self.db.snapshot() as conn:
             row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
             if row is None:
                 raise NotFound(f"no order {order_id!r}", param="id")
@@ -385,7 +400,7 @@ class OrderService:
             query = query.where(orders.c.created_at < created_lt)
         if merchant_order_id is not None:
             query = query.where(orders.c.merchant_order_id == merchant_order_id)
-        async with self.db.read() as conn:
+        async with self.db.snapshot() as conn:
             page, more = await newest_first(
                 conn,
                 orders,
@@ -452,6 +467,77 @@ class OrderService:
                 raise Conflict(str(exc), code="order_not_open") from None
             await self._persist(tx, row._mapping, step, payment_rows, now)
             return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def mark(self, merchant_pk: int, ref: str, to: OrderStatus) -> dict[str, Any]:
+        """Settle an order by hand or declare it invalid (domain.orders.mark); marking it as it
+        already is, marked, changes nothing."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            row = await self._find(tx.conn, merchant_pk, ref, lock=True)
+            payment_rows = await self._payments(tx.conn, row.pk)
+            step = self._advance(row._mapping, payment_rows, now)  # expire first if it is due
+            if step.state.status is to and step.state.exception is OrderException.MARKED:
+                if step.changed:
+                    await self._persist(tx, row._mapping, step, payment_rows, now)
+                return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+            try:
+                step = _chain(step, mark(step.state, to, now))
+            except TransitionError as exc:
+                if step.changed:
+                    await self._persist(tx, row._mapping, step, payment_rows, now)
+                raise Conflict(str(exc), code="order_not_markable") from None
+            await self._persist(tx, row._mapping, step, payment_rows, now)
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def set_archived(self, merchant_pk: int, ref: str, archived: bool) -> dict[str, Any]:
+        """Archive an order (left out of lists that leave archived ones out) or bring it back. Not a
+        change of the order's state: no event, and its version stays."""
+        async with self.db.transaction() as tx:
+            row = await self._find(tx.conn, merchant_pk, ref, lock=True)
+            if row.archived != archived:
+                await tx.conn.execute(update(orders).where(orders.c.pk == row.pk).values(archived=archived))
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def set_metadata(self, merchant_pk: int, ref: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Replace the merchant's metadata of an order (theirs alone: no rule reads it)."""
+        async with self.db.transaction() as tx:
+            row = await self._find(tx.conn, merchant_pk, ref, lock=True)
+            await tx.conn.execute(
+                update(orders)
+                .where(orders.c.pk == row.pk)
+                .values(metadata=metadata, version=row.version + 1, updated_at=self.clock.now())
+            )
+            tx.order_changed(row.id)
+            return await self._view(tx.conn, await self._reload(tx.conn, row.pk))
+
+    async def search(
+        self,
+        merchant_pk: int,
+        *,
+        statuses: Sequence[OrderStatus] = (),
+        shop_order_ids: Sequence[str] = (),
+        created_gte: datetime | None = None,
+        created_lte: datetime | None = None,
+        include_archived: bool = False,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first, by offset (Greenfield's skip/take): the lists that cannot use a cursor."""
+        query = select(orders).where(orders.c.merchant_pk == merchant_pk)
+        if statuses:
+            query = query.where(orders.c.status.in_([s.value for s in statuses]))
+        if shop_order_ids:  # the shop's own order number, kept in metadata (several orders may share it)
+            query = query.where(orders.c.metadata["orderId"].as_string().in_(list(shop_order_ids)))
+        if created_gte is not None:
+            query = query.where(orders.c.created_at >= created_gte)
+        if created_lte is not None:
+            query = query.where(orders.c.created_at <= created_lte)
+        if not include_archived:
+            query = query.where(orders.c.archived.is_(False))
+        query = query.order_by(orders.c.pk.desc()).offset(offset).limit(limit)
+        async with self.db.snapshot() as conn:
+            rows = [r._mapping for r in await conn.execute(query)]
+            return await self._views(conn, rows)
 
     async def choose_method(self, merchant_pk: int | None, ref: str, method: str) -> dict[str, Any]:
         """Pick the payment method; allocates its destination (a rail call, outside any transaction)

@@ -48,6 +48,10 @@ EVENT_TYPES = (
 )
 
 
+FORMATS = ("kassa", "greenfield")
+"""How an endpoint's messages are written and signed: Standard Webhooks, or BTCPay's Greenfield."""
+
+
 def event_view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
@@ -73,6 +77,8 @@ def endpoint_view(row: Row, secret: str | None = None) -> dict[str, Any]:
         "enabled": row["enabled"],
         "disabled_reason": row["disabled_reason"],
         "failing_since": iso(row["failing_since"]),
+        "format": row["format"],
+        "options": row["options"],
         "previous_secret_expires_at": iso(row["previous_secret_expires_at"]),
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
@@ -113,6 +119,8 @@ class EndpointChanges:
     description: str | None = None
     event_types: list[str] | None = None
     enabled: bool | None = None
+    secret: str | None = None  # a secret of the caller's choosing (Greenfield lets the store set it)
+    options: dict[str, Any] | None = None
 
 
 def _check_types(types: list[str]) -> list[str]:
@@ -142,9 +150,22 @@ class WebhookService:
     # ----- endpoints ----------------------------------------------------------------------
 
     async def create_endpoint(
-        self, merchant_pk: int, url: str, event_types: list[str], description: str | None, enabled: bool
+        self,
+        merchant_pk: int,
+        url: str,
+        event_types: list[str],
+        description: str | None,
+        enabled: bool,
+        *,
+        format: str = "kassa",
+        secret: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        secret = new_secret()
+        """`format` "greenfield" signs with BTCPay-Sig and takes any `secret` the caller chooses;
+        Kassa's own endpoints always get a fresh Standard Webhooks secret."""
+        if format not in FORMATS:
+            raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}", param="format")
+        secret = secret if secret is not None and format != "kassa" else new_secret()
         now = self.clock.now()
         values = {
             "id": new_id("whe"),
@@ -158,6 +179,8 @@ class WebhookService:
             "previous_secret_expires_at": None,
             "disabled_reason": None,
             "failing_since": None,
+            "format": format,
+            "options": options,
             "created_at": now,
             "updated_at": now,
         }
@@ -165,13 +188,12 @@ class WebhookService:
             await tx.conn.execute(insert(webhook_endpoints).values(**values))
         return endpoint_view(values, secret)
 
-    async def list_endpoints(self, merchant_pk: int) -> list[dict[str, Any]]:
+    async def list_endpoints(self, merchant_pk: int, format: str | None = None) -> list[dict[str, Any]]:
+        query = select(webhook_endpoints).where(webhook_endpoints.c.merchant_pk == merchant_pk)
+        if format is not None:
+            query = query.where(webhook_endpoints.c.format == format)
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(webhook_endpoints)
-                .where(webhook_endpoints.c.merchant_pk == merchant_pk)
-                .order_by(webhook_endpoints.c.pk)
-            )
+            rows = await conn.execute(query.order_by(webhook_endpoints.c.pk))
             return [endpoint_view(r._mapping) for r in rows]
 
     async def get_endpoint(self, merchant_pk: int, endpoint_id: str) -> dict[str, Any]:
@@ -204,8 +226,16 @@ class WebhookService:
             values["enabled"] = changes.enabled
             if changes.enabled:  # re-enabling clears the failure record
                 values.update(disabled_reason=None, failing_since=None)
+        if changes.options is not None:
+            values["options"] = changes.options
         async with self.db.transaction() as tx:
             row = await self._endpoint(tx.conn, merchant_pk, endpoint_id)
+            if changes.secret is not None:
+                if row["format"] == "kassa":
+                    raise InvalidRequest(
+                        "rotate a Kassa endpoint's secret with /rotate-secret", param="secret"
+                    )
+                values.update(secret=self.box.seal(changes.secret), previous_secret=None)
             if values:
                 await tx.conn.execute(
                     update(webhook_endpoints)
@@ -362,8 +392,23 @@ class WebhookService:
         ).scalar()
         return order_url or merchant_url
 
+    async def delivery(self, merchant_pk: int, endpoint_id: str, delivery_id: str) -> dict[str, Any]:
+        """One delivery to one of the merchant's endpoints, with its attempts."""
+        page, _more = await self.deliveries(
+            merchant_pk, endpoint_id, limit=1, starting_after=None, only=delivery_id
+        )
+        if not page:
+            raise NotFound(f"no delivery {delivery_id!r}", param="delivery")
+        return page[0]
+
     async def deliveries(
-        self, merchant_pk: int, endpoint_id: str, *, limit: int, starting_after: str | None
+        self,
+        merchant_pk: int,
+        endpoint_id: str,
+        *,
+        limit: int,
+        starting_after: str | None,
+        only: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         async with self.db.read() as conn:
             endpoint = await self._endpoint(conn, merchant_pk, endpoint_id)
@@ -378,6 +423,8 @@ class WebhookService:
                 .join(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
                 .where(deliveries.c.endpoint_pk == endpoint["pk"])
             )
+            if only is not None:
+                query = query.where(deliveries.c.id == only)
             page, more = await newest_first(
                 conn,
                 deliveries,

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Text, bindparam, cast, insert, select, text, update
 
+from kassa.compat.greenfield.delivery import greenfield_message, retries_wanted
 from kassa.db.batching import Batcher
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, webhook_endpoints
 from kassa.db.types import UTCDateTime
@@ -271,6 +272,11 @@ class DeliveryWorker:
                     webhook_endpoints.c.previous_secret_expires_at,
                     webhook_endpoints.c.failing_since.label("ep_failing_since"),
                     merchants.c.callback_secret,
+                    deliveries.c.event_pk,
+                    webhook_endpoints.c.id.label("endpoint_id"),
+                    webhook_endpoints.c.format.label("ep_format"),
+                    webhook_endpoints.c.options.label("ep_options"),
+                    merchants.c.id.label("merchant_id"),
                 )
                 .join(events, events.c.pk == deliveries.c.event_pk)
                 .outerjoin(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
@@ -303,12 +309,19 @@ class DeliveryWorker:
         if secrets is None:
             attempt = DeliveryAttempt(None, False, 0, "", "endpoint deleted or disabled", None, False)
             return _Outcome(item, attempt, give_up=True)
-        body = webhook_body(item)
-        headers = {
-            "content-type": "application/json",
-            # Wall-clock time, not the scheduling clock: receivers check it against theirs.
-            **sign_headers(secrets, item["event_id"], datetime.now(UTC), body),
-        }
+        if item["endpoint_pk"] is not None and item["ep_format"] == "greenfield":
+            message = await greenfield_message(self.runtime, item, secrets[0])
+            if message is None:
+                why = f"{item['type']} has no Greenfield event"
+                return _Outcome(item, DeliveryAttempt(None, False, 0, "", why, None, False), give_up=True)
+            body, headers = message
+        else:
+            body = webhook_body(item)
+            headers = {
+                "content-type": "application/json",
+                # Wall-clock time, not the scheduling clock: receivers check it against theirs.
+                **sign_headers(secrets, item["event_id"], datetime.now(UTC), body),
+            }
         async with self.clients.client(item["channel"]) as client:
             attempt = await deliver(
                 client,
@@ -369,7 +382,7 @@ class DeliveryWorker:
         }
         if attempt.ok:
             values.update(status="succeeded", completed_at=now)
-        elif outcome.give_up or attempt.gone:
+        elif outcome.give_up or attempt.gone or not retries_wanted(item):
             values.update(status="failed", completed_at=now)
         else:
             delay = next_attempt_delay(attempts, attempt.retry_after, self.rng)

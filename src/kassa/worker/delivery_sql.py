@@ -52,7 +52,8 @@ WITH RECURSIVE targets AS (
 SELECT l.pk, l.id, l.url, l.channel, l.attempts, l.next_attempt_at, l.endpoint_pk, l.merchant_pk,
        e.id AS event_id, e.type, e.created_at, e.sequence, e.order_id, e.test, e.data::text AS data,
        w.enabled AS ep_enabled, w.secret, w.previous_secret, w.previous_secret_expires_at,
-       w.failing_since AS ep_failing_since, m.callback_secret
+       w.failing_since AS ep_failing_since, m.callback_secret, l.event_pk, w.id AS endpoint_id,
+       w.format AS ep_format, w.options::text AS ep_options, m.id AS merchant_id
 FROM leased l
 JOIN events e ON e.pk = l.event_pk
 LEFT JOIN webhook_endpoints w ON w.pk = l.endpoint_pk
