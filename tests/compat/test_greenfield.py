@@ -107,13 +107,15 @@ def test_sdk_creates_reads_lists_and_sees_an_invoice_settle(shop: Shop, receiver
     # Webhooks: in order, each signed so that the WooCommerce plugin accepts it.
     shop.kassa.deliver()
     got = receiver.on("/wc")
+    # On a mismatch, say what became of each delivery (seen once in a loaded CI run, not reproduced).
+    log = shop.gf.get(f"{shop.store}/webhooks/{hook['id']}/deliveries").json()
     assert [m.body["type"] for m in got] == [
         "InvoiceCreated",
         "InvoiceReceivedPayment",
         "InvoiceProcessing",
         "InvoicePaymentSettled",
         "InvoiceSettled",
-    ]
+    ], log
     assert all(woocommerce_accepts(m, SECRET) for m in got)
     assert not woocommerce_accepts(got[0], "another secret")
     for m in got:
