@@ -3,7 +3,7 @@
 # PostgreSQL (a private server per test run), Chromium (checkout page tests), monero (regtest
 # node and wallets), litecoind (Litecoin Core 0.21 regtest node for the Bitcoin-family rail),
 # wrk (benchmarks), nodejs and npm (the local Hardhat node of the EVM rail tests; its npm packages are
-# installed by tests/support/hardhat_node.py).
+# installed by tests/support/hardhat_node.py), a CJK font (the Chinese and Japanese checkout screenshots).
 set -euo pipefail
 
 missing=()
@@ -14,6 +14,7 @@ command -v monerod >/dev/null 2>&1 && command -v monero-wallet-rpc >/dev/null 2>
 [ -x /usr/lib/litecoin/litecoind ] || missing+=(litecoind)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

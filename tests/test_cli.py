@@ -137,3 +137,28 @@ def test_ledger_check(env: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "payment:pay_1:confirmed" in result.output and "1 entries" in result.output
     assert json.loads(runner.invoke(app, ["ledger", "check", "--json"]).output)["ok"] is False
+
+
+def test_demo_and_dashboard_users(env: Path) -> None:
+    first = json.loads(invoke("demo", "--json"))
+    again = json.loads(invoke("demo", "--json"))
+    assert first["merchant"]["id"] == again["merchant"]["id"]
+    assert first["dashboard_user"]["email"] == again["dashboard_user"]["email"] == "demo@kassa.example"
+    assert first["dashboard_user"]["password"] != again["dashboard_user"]["password"]  # a fresh one each run
+    merchant_id = first["merchant"]["id"]
+    made = runner.invoke(
+        app,
+        ["users", "create", "--merchant", merchant_id, "--email", "Clerk@Shop.Example", "--json"],
+        input="a long passphrase\n",
+    )
+    assert made.exit_code == 0, made.output
+    user = json.loads(made.output)
+    assert user["email"] == "clerk@shop.example" and "password" not in made.output
+    short = runner.invoke(
+        app, ["users", "create", "--merchant", merchant_id, "--email", "x@shop.example"], input="short\n"
+    )
+    assert short.exit_code == 1 and "10 to 200 characters" in short.output
+    listed = invoke("users", "list", "--merchant", merchant_id)
+    assert "clerk@shop.example" in listed and "demo@kassa.example" in listed
+    assert "disabled" in invoke("users", "disable", user["id"])
+    assert "enabled" in invoke("users", "disable", user["id"], "--enable")

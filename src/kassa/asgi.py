@@ -12,5 +12,5 @@ from kassa.runtime import build_runtime
 
 def create() -> FastAPI:
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(build_runtime(settings), run_worker=settings.run_worker, freeze_heap=True)

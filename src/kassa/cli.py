@@ -1,4 +1,4 @@
-"""The `kassa` command line: serve, worker, migrate, merchants, keys, demo."""
+"""The `kassa` command line: serve, worker, migrate, merchants, keys, demo, secrets and more."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -29,8 +30,13 @@ app.add_typer(rails_app, name="rails")
 app.add_typer(ledger_app, name="ledger")
 payouts_app = typer.Typer(help="Payouts to the merchant's wallet (docs/payouts.md).", no_args_is_help=True)
 app.add_typer(payouts_app, name="payouts")
+secrets_app = typer.Typer(help="The server key: rotating it (docs/production.md).", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+users_app = typer.Typer(help="The merchant dashboard's users (docs/dashboard.md).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 T = TypeVar("T")
+DEMO_USER = "demo@kassa.example"
 
 
 def _settings() -> Settings:
@@ -92,7 +98,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     _migrate(settings)
     if no_worker:
         os.environ["KASSA_RUN_WORKER"] = "false"
@@ -103,22 +109,35 @@ def serve(
         port=port,
         workers=workers,
         access_log=False,
+        log_config=None,  # ours (kassa.logs): text or JSON, with request ids
         log_level=settings.log_level,
-        proxy_headers=False,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
 @app.command()
-def worker() -> None:
-    """Run only the background worker (expiry, monitoring windows, rail watchers)."""
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve this worker's /metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
+    """Run only the background worker (expiry, monitoring windows, rail watchers, deliveries)."""
+    from kassa.worker.metrics_server import serve_metrics
     from kassa.worker.runner import run_all
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     _migrate(settings)
 
     async def main(runtime: Runtime) -> None:
-        await run_all(runtime)
+        if metrics_port is None:
+            await run_all(runtime)
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_all(runtime))
+            group.create_task(serve_metrics(runtime, metrics_host, metrics_port))
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(main)
@@ -213,6 +232,53 @@ def merchants_update(
     out = _run(work)
     on = ", ".join(r["rail"] for r in out["rails"] if r["enabled"]) or "-"
     _emit(out, as_json, f"merchant {out['id']} updated; rails on: {on}")
+
+
+@users_app.command("create")
+def users_create(
+    merchant: Annotated[str, typer.Option(help="The merchant whose dashboard the user signs in to.")],
+    email: Annotated[str, typer.Option(help="The user's email, their sign-in name.")],
+    name: Annotated[str | None, typer.Option(help="A display name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a dashboard user; the password is read from the first line of stdin."""
+    password = sys.stdin.readline().rstrip("\n")
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await rt.users.create(merchant, email, password, name)
+
+    out = _run(work)
+    _emit(out, as_json, f"user {out['id']} ({out['email']}) can sign in at /dashboard")
+
+
+@users_app.command("list")
+def users_list(
+    merchant: Annotated[str, typer.Option(help="Merchant id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A merchant's dashboard users."""
+
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        await rt.merchants.get(merchant)
+        return await rt.users.list(merchant)
+
+    out = _run(work)
+    lines = [f"{u['id']}  {u['email']}  {'disabled' if u['disabled'] else 'active'}" for u in out]
+    _emit(out, as_json, "\n".join(lines) or "no users")
+
+
+@users_app.command("disable")
+def users_disable(
+    user: Annotated[str, typer.Argument(help="User id (usr_...).")],
+    enable: Annotated[bool, typer.Option("--enable", help="Re-enable instead.")] = False,
+) -> None:
+    """Disable a dashboard user (their sessions end at once), or re-enable them."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return await rt.users.set_disabled(user, not enable)
+
+    out = _run(work)
+    typer.echo(f"user {out['id']} {'disabled' if out['disabled'] else 'enabled'}")
 
 
 @keys_app.command("create")
@@ -347,7 +413,13 @@ def demo(
             if key["revoked_at"] is None:
                 await rt.keys.revoke(key["id"])
         issued = await rt.keys.create(merchant.id)
-        return {"merchant": merchant.public(), "api_key": issued.public()}
+        password = secrets.token_urlsafe(12)
+        if any(u["email"] == DEMO_USER for u in await rt.users.list(merchant.id)):
+            await rt.users.reset_password(DEMO_USER, password)
+        else:
+            await rt.users.create(merchant.id, DEMO_USER, password, "Demo")
+        user = {"email": DEMO_USER, "password": password}
+        return {"merchant": merchant.public(), "api_key": issued.public(), "dashboard_user": user}
 
     out = _run(work)
     if as_json:
@@ -360,6 +432,7 @@ def demo(
 Demo merchant: {out["merchant"]["id"]} (Demo Shop, test rail on)
 API key:       {secret}
 API docs:      {base}/docs
+Dashboard:     {base}/dashboard  ({out["dashboard_user"]["email"]} / {out["dashboard_user"]["password"]})
 Create an order:
   curl -s {base}/api/v1/orders -H 'Authorization: Bearer {secret}' \\
        -H 'Content-Type: application/json' -d '{{"amount": 1050, "currency": "USD"}}'
@@ -443,3 +516,48 @@ def payouts_list(
         for r in rows
     )
     _emit(rows, as_json, text or "no payouts")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Re-seal every stored secret with the current server key, so the keys in KASSA_OLD_SECRET_KEYS
+    can be dropped. Safe to run again; exits 1 when a secret opens with none of the keys."""
+    from kassa.services.key_rotation import reseal_all
+
+    settings = _settings()
+    if not settings.secret_key and not settings.secret_key_file.exists():
+        typer.echo(
+            "error: no server key is configured (KASSA_SECRET_KEY, or the file named by "
+            f"KASSA_SECRET_KEY_FILE: {settings.secret_key_file} does not exist); set the new key first, "
+            "so that secrets are not re-sealed with a key made up on the spot",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        report = await reseal_all(rt.db, rt.box, batch_size)
+        return {
+            "resealed": report.total,
+            "rows": report.rows,
+            "columns": report.resealed,
+            "unreadable": report.unreadable,
+        }
+
+    out = _run(work)
+    lines = [f"re-sealed {out['resealed']} secret(s) in {out['rows']} row(s) with the current server key"]
+    lines += [f"  {name}: {count}" for name, count in out["columns"].items() if count]
+    if out["unreadable"]:
+        lines.append(
+            f"error: {len(out['unreadable'])} secret(s) open with no configured key "
+            f"(keep KASSA_OLD_SECRET_KEYS until they are fixed): {', '.join(out['unreadable'])}"
+        )
+    elif not settings.old_secret_keys:
+        lines.append("every secret is sealed with the current key (KASSA_OLD_SECRET_KEYS is empty)")
+    else:
+        lines.append("every secret is sealed with the current key: KASSA_OLD_SECRET_KEYS can be dropped")
+    _emit(out, as_json, "\n".join(lines))
+    if out["unreadable"]:
+        raise typer.Exit(1)

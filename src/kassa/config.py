@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import limits
+from limits.storage import storage_from_string
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -29,10 +31,38 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./kassa.db"
     secret_key: str | None = Field(default=None, repr=False)
     secret_key_file: Path = Path("kassa-secret.key")
+    # Retired server keys: still open sealed secrets and verify refund links, never seal or sign
+    # (JSON array in the environment; `kassa secrets rotate`, docs/production.md).
+    old_secret_keys: list[str] = Field(default_factory=list, repr=False)
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _check_old_secrets(cls, value: list[str]) -> list[str]:
+        for number, key in enumerate(value, 1):
+            if len(key) < 32:
+                raise ValueError(f"key #{number} must be at least 32 characters, like KASSA_SECRET_KEY")
+        return value
+
     base_url: str = "http://127.0.0.1:8000"
     admin_token: str | None = Field(default=None, repr=False)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    log_format: Literal["text", "json"] = "text"
+    # /metrics (Prometheus): answered only with `Authorization: Bearer <metrics_token>`; unset, /metrics
+    # is off on the API port (`kassa worker --metrics-port` serves the worker's on a port of its own).
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    # The reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips:
+    # "127.0.0.1", a comma-separated list, or "*"); unset, the peer address is the client.
+    forwarded_allow_ips: str | None = None
+    # Requests a client may make, in `limits` notation ("100/minute", "10/second;300/minute"); see
+    # api/rate_limits.py and docs/production.md. An empty string switches a limit off.
+    rate_limit_orders: str = "50/second;1000/minute"  # order creation, per API key
+    rate_limit_pages: str = "120/minute"  # checkout and refund pages, per client address
+    rate_limit_polls: str = "600/minute"  # public status polls, per client address
+    dashboard_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30
+    )  # a dashboard sign-in lasts this long
+    rate_limit_storage: str = "memory://"  # per process; "redis://host:6379" shares counts between them
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     run_worker: bool = True  # run the worker inside `kassa serve`
     worker_interval: float = Field(default=1.0, gt=0, le=60)
@@ -86,6 +116,29 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://pay.example.com")
         return value.rstrip("/")
+
+    @field_validator("rate_limit_orders", "rate_limit_pages", "rate_limit_polls")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        if value.strip():
+            try:
+                limits.parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    "must be a rate such as 100/minute or 10/second;300/minute, or empty"
+                ) from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_storage(cls, value: str) -> str:
+        try:
+            storage_from_string(value if value.startswith("async+") else f"async+{value}")
+        except Exception as exc:  # limits' ConfigurationError: unknown scheme, missing driver
+            raise ValueError(
+                f"must be a `limits` storage URI such as memory:// or redis://host:6379 ({exc})"
+            ) from None
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -33,6 +33,7 @@ from kassa.services.sessions import SessionService
 from kassa.services.submissions import SubmissionService
 from kassa.services.test_payments import TestPaymentService
 from kassa.services.ttl_cache import TTLCache
+from kassa.services.users import UserService
 from kassa.services.webhooks import WebhookService
 
 
@@ -55,6 +56,7 @@ class Runtime:
     refunds: RefundService
     payouts: PayoutService
     sessions: SessionService
+    users: UserService
     hub: OrderChangeHub = field(default_factory=OrderChangeHub)
     watcher_events: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
     watcher_health: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -132,13 +134,19 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     secret_key = settings.resolved_secret_key()  # read (or made) once
-    box = SecretBox(secret_key)
+    box = SecretBox(secret_key, settings.old_secret_keys)
     merchant_cache: TTLCache[Any] = TTLCache(settings.cache_seconds)
     methods = PaymentMethodService(db, clock, box, merchant_cache)
     rates = RateCache(
         build_rate_source(settings.rates, None, clock), clock, timedelta(seconds=settings.rate_max_age)
     )
-    links = RefundLinks(secret_key, settings.base_url, timedelta(days=settings.refund_link_days), clock)
+    links = RefundLinks(
+        secret_key,
+        settings.base_url,
+        timedelta(days=settings.refund_link_days),
+        clock,
+        old_secrets=settings.old_secret_keys,
+    )
     orders = OrderService(
         db,
         clock,
@@ -175,6 +183,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         refunds=RefundService(db, clock, orders, methods, links),
         payouts=PayoutService(db, clock, methods, settings.payout_fee_bps),
         sessions=SessionService(db, orders, clock),
+        users=UserService(db, clock, box, settings.dashboard_session_hours, settings.cache_seconds),
     )
     db.on_commit.append(runtime.hub.publish)
     return runtime

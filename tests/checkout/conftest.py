@@ -1,4 +1,5 @@
-"""Helpers for the checkout page tests: orders made through the API, forms posted like a browser."""
+"""Helpers for the checkout page tests: orders made through the API, forms posted like a browser,
+and Debian's headless Chromium (never a downloaded one) driven by Playwright."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 from sqlalchemy import insert, select, update
 
 from kassa.db.tables import orders, quotes
@@ -87,3 +89,31 @@ def add_second_method(kassa: KassaServer, order_id: str, method: str = "alt", cu
             )
 
     kassa.call(run())
+
+
+OpenPage = Callable[..., tuple[Page, list[str]]]
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    """Fresh pages, closed after the test (so no long poll outlives it); each comes with a list
+    that collects console errors and warnings (CSP violations show up there)."""
+    contexts: list[BrowserContext] = []
+
+    def open_(**options: Any) -> tuple[Page, list[str]]:
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        errors: list[str] = []
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type in ("error", "warning"):
+                errors.append(message.text)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        return page, errors
+
+    yield open_
+    for context in contexts:
+        context.close()

@@ -4,69 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.checkout.conftest import MakeOrder, order_status
+from tests.checkout.conftest import MakeOrder, OpenPage, order_status
+from tests.conftest import CHROMIUM
 from tests.support.server import KassaServer
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = "/tmp/kassa-checkout.png"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-OpenPage = Callable[..., tuple[Page, list[str]]]
-
-
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """Fresh pages, closed after the test (so no long poll outlives it); each comes with a list
-    that collects console errors and warnings (CSP violations show up there)."""
-    contexts: list[BrowserContext] = []
-
-    def open_(**options: Any) -> tuple[Page, list[str]]:
-        context = browser.new_context(**options)
-        contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning"):
-                errors.append(message.text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        return page, errors
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 def test_pay_in_full_updates_in_place_then_lands_on_success_url(

@@ -60,23 +60,23 @@ def test_page_shows_merchant_cart_amounts_qr_and_test_banner(
     assert "Café &lt;Müller&gt; &amp; Söhne" in html and "<Müller>" not in html  # escaped
     assert "Mug &lt;b&gt;" in html
     words = text_of(html)
-    assert "25.00 USD 12.50 USD each" in words
-    assert "3.99 USD" in words
-    assert "Total 28.99 USD" in words
-    assert "Amount to pay 28.99 USD" in words  # in the method's currency
+    assert "$25.00 $12.50 each" in words
+    assert "$3.99" in words
+    assert "Total $28.99" in words
+    assert "Amount to pay $28.99" in words  # in the method's currency
     assert "TEST MODE" in words
     assert re.search(r'<svg viewBox="0 0 \d+ \d+" class="qr-code">', html)
     assert f"test:{order['id']}" in html  # the address, as selectable text
     assert 'role="status" aria-live="polite"' in html
     assert re.search(r'data-seconds-left="(89\d|900)"', html)
     assert "Waiting for your payment" in words
-    assert "Pay in full (28.99 USD)" in words
+    assert "Pay in full ($28.99)" in words
     assert "<script>" not in html  # no inline script
 
 
 @pytest.mark.parametrize(
     ("currency", "amount", "shown"),
-    [("JPY", 1500, "1500 JPY"), ("KWD", 1234, "1.234 KWD"), ("USD", 5, "0.05 USD")],
+    [("JPY", 1500, "¥1,500"), ("KWD", 1234, "KWD 1.234"), ("USD", 5, "$0.05")],  # English, per Babel
 )
 def test_amounts_are_exact_in_every_exponent(
     make_order: MakeOrder, shopper: httpx.Client, currency: str, amount: int, shown: str
@@ -127,7 +127,7 @@ def test_pay_in_full_then_confirm_without_javascript(
     html = page(shopper, order["id"])
     words = text_of(html)
     assert "Paid" in words and "Receipt" in words
-    assert "Amount paid 25.00 USD" in words
+    assert "Amount paid $25.00" in words
     assert 'href="https://shop.example/thanks?o=1"' in html
     assert "Test payments" not in words
 
@@ -139,7 +139,7 @@ def test_pay_part_shows_what_is_still_due(
     post_form(shopper, kassa, f"/pay/{order['id']}/test", {"action": "part"})
     words = text_of(page(shopper, order["id"]))
     assert "Partly paid" in words
-    assert "Received 12.50 USD Still to pay 12.50 USD" in words
+    assert "Received $12.50 Still to pay $12.50" in words
     assert "Time left:" in words  # the timer keeps running on a partial payment
 
 
@@ -157,7 +157,7 @@ def test_script_mode_answers_json(make_order: MakeOrder, kassa: KassaServer, sho
     assert status["redirect_url"] is None  # overpaid: the customer reads the note instead
     words = text_of(page(shopper, order["id"]))
     assert "Paid (more than due)" in words
-    assert "You sent 27.50 USD, more than the 25.00 USD due" in words
+    assert "You sent $27.50, more than the $25.00 due" in words
 
 
 def test_bad_test_action_is_refused(make_order: MakeOrder, kassa: KassaServer, shopper: httpx.Client) -> None:
@@ -220,7 +220,7 @@ def test_underpaid_page_explains_the_refund(
     assert order_status(api, order["id"])["exception"] == "underpaid"
     words = text_of(page(shopper, order["id"]))
     assert "Expired: not enough received" in words
-    assert "only 12.50 USD of 25.00 USD arrived" in words
+    assert "only $12.50 of $25.00 arrived" in words
     assert "Test Shop will refund the money received" in words
 
 
@@ -306,14 +306,14 @@ def test_method_choice_without_javascript(
     html = page(shopper, order["id"])
     words = text_of(html)
     assert "Choose a payment method" in words
-    assert "Test payment 25.00 USD" in words and "ALT (EUR) 22.50 EUR" in words
+    assert "Test payment $25.00" in words and "ALT (EUR) €22.50" in words
     assert "qr-code" not in html
     bad = post_form(shopper, kassa, f"/pay/{order['id']}/method", {"method": "nope"})
     assert bad.headers["location"].endswith("?notice=method")
     good = post_form(shopper, kassa, f"/pay/{order['id']}/method", {"method": "alt"})
     assert (good.status_code, good.headers["location"]) == (303, f"/pay/{order['id']}")
     html = page(shopper, order["id"])
-    assert "Amount to pay 22.50 EUR" in text_of(html)
+    assert "Amount to pay €22.50" in text_of(html)
     assert f"alt:{order['id']}" in html and "qr-code" in html
     assert order_status(api, order["id"])["method"] == "alt"
 

@@ -102,10 +102,10 @@ def test_open_order_shows_destination_countdown_and_exact_amounts() -> None:
         cart=[{"name": "Dates", "price": 41152263, "quantity": 3, "image": None}],
     )
     co = present(order, "Shop", NOW + timedelta(seconds=30))
-    assert co.amount == "123456.789 KWD"  # three decimals, exact, no float
-    assert co.pay_amount == "123456.789 KWD"
-    assert co.cart[0].price == "41152.263 KWD"
-    assert co.cart[0].total == "123456.789 KWD"
+    assert co.amount == "KWD\u00a0123,456.789"  # three decimals, exact, no float (English by default)
+    assert co.pay_amount == "KWD\u00a0123,456.789"
+    assert co.cart[0].price == "KWD\u00a041,152.263"
+    assert co.cart[0].total == "KWD\u00a0123,456.789"
     assert co.address == "test:ord_x"
     assert co.qr_svg is not None and str(co.qr_svg).startswith("<svg viewBox=")
     assert co.seconds_left == 870
@@ -123,9 +123,9 @@ def test_crypto_amounts_are_exact_beyond_float_precision() -> None:
         payment_methods=[quote("eth", "ETH", wei)],
     )
     co = present(order, "Shop", NOW)
-    assert co.pay_amount == "1.000000000000000001 ETH"
-    assert co.received == "1 ETH"
-    assert co.remaining == "0.000000000000000001 ETH"
+    assert co.pay_amount == "1.000000000000000001\u00a0ETH"
+    assert co.received == "1\u00a0ETH"
+    assert co.remaining == "0.000000000000000001\u00a0ETH"
     assert co.title == "Partly paid"
 
 
@@ -149,7 +149,7 @@ def test_time_up_before_the_worker_expires_the_order() -> None:
 def test_underpaid_explains_the_refund() -> None:
     order = view(status="expired", exception="underpaid", amount_received=1250)
     co = present(order, "Bakery", NOW)
-    assert "12.50 USD of 25.00 USD" in co.message
+    assert "$12.50 of $25.00" in co.message
     assert "Bakery will refund the money received" in co.message
 
 
@@ -181,7 +181,7 @@ def test_method_choice_lists_every_quote_in_its_own_currency() -> None:
         payment_methods=[quote(), quote("alt", "EUR", 2250)],
     )
     co = present(order, "Shop", NOW)
-    assert [(m.method, m.amount) for m in co.methods] == [("test", "25.00 USD"), ("alt", "22.50 EUR")]
+    assert [(m.method, m.amount) for m in co.methods] == [("test", "$25.00"), ("alt", "€22.50")]
     assert co.pay_amount is None and co.address is None
 
 
@@ -210,7 +210,7 @@ def test_status_payload_has_no_private_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0, "0:00"), (59, "0:59"), (75, "1:15"), (3725, "1:02:05"), (90000, "1 d 1:00:00")]
+    ("seconds", "text"), [(0, "0:00"), (59, "0:59"), (75, "1:15"), (3725, "1:02:05"), (90000, "25:00:00")]
 )
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text

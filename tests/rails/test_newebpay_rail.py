@@ -275,7 +275,7 @@ def test_the_checkout_hands_over_to_the_gateway_in_chromium(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.checkout.test_browser import ARGS, CHROMIUM
+    from tests.conftest import ARGS, CHROMIUM
 
     order = new_order(shop, 450)
     with sync_playwright() as p:

@@ -128,12 +128,12 @@ def test_customer_emails_arrive_with_links_and_amounts(
         created = smtp.inbox.to(buyer)
         assert len(created) == 1
         msg = created[0]
-        assert msg["Subject"] == f"{TEST_MARKER} Your order at Mail Shop: 10.50 USD to pay"
+        assert msg["Subject"] == f"{TEST_MARKER} Your order at Mail Shop: $10.50 to pay"
         assert msg["To"] == buyer and msg["From"] == SENDER
         assert msg["X-Kassa-Email"] == "customer_order_created"
         for body in (text_of(msg), html_of(msg)):
             assert order["checkout_url"] in body
-            assert "10.50 USD" in body and order["id"] in body and "Blue mug" in body
+            assert "$10.50" in body and order["id"] in body and "Blue mug" in body
             assert "TEST — no real money" in body
         assert f'href="{order["checkout_url"]}"' in html_of(msg)
 
@@ -141,13 +141,13 @@ def test_customer_emails_arrive_with_links_and_amounts(
         assert paid["order"]["status"] == "paid"
         kassa.call(mail_worker.run_once())
         receipt = smtp.inbox.to(buyer)[1]
-        assert receipt["Subject"] == f"{TEST_MARKER} Receipt from Mail Shop: 10.50 USD paid"
+        assert receipt["Subject"] == f"{TEST_MARKER} Receipt from Mail Shop: $10.50 paid"
         assert receipt["X-Kassa-Email"] == "customer_order_paid"
-        assert "Amount paid:  10.50 USD" in text_of(receipt)
+        assert "Amount paid: $10.50" in text_of(receipt)
         assert order["checkout_url"] in text_of(receipt) and order["checkout_url"] in html_of(receipt)
         notice = smtp.inbox.to(owner)
         assert len(notice) == 1 and notice[0]["X-Kassa-Email"] == "merchant_order_paid"
-        assert "10.50 USD" in text_of(notice[0]) and order["id"] in text_of(notice[0])
+        assert "$10.50" in text_of(notice[0]) and order["id"] in text_of(notice[0])
 
         # Underpaid, then the time runs out: the customer learns what was received and that a
         # refund will be arranged.
@@ -170,18 +170,18 @@ def test_customer_emails_arrive_with_links_and_amounts(
         "customer_order_paid",
         "customer_order_created",
         "customer_order_expired",
-        "customer_refund_address",  # the 5.00 USD refund waits for the buyer's address: the link
+        "customer_refund_address",  # the $5.00 refund waits for the buyer's address: the link
     ]
     expired = mine[-2]
     (refund,) = api_refunds(kassa, short["id"])
     link_mail = mine[-1]
-    assert "5.00 USD" in link_mail["Subject"] and "where should it go" in link_mail["Subject"]
+    assert "$5.00" in link_mail["Subject"] and "where should it go" in link_mail["Subject"]
     base, token = refund["destination_url"].rsplit("/", 1)
     signed_part = f"{base}/{token.split('.')[0]}."  # the link's time part may differ
     assert signed_part in text_of(link_mail) and signed_part in html_of(link_mail)
     assert expired["Subject"] == f"{TEST_MARKER} Your order at Mail Shop has expired"
     text = text_of(expired)
-    assert "We received 5.00 USD, which is less than the 20.00 USD due" in text
+    assert "We received $5.00, which is less than the $20.00 due" in text
     assert "refund" in text and owner in text
     assert short["checkout_url"] in text and short["checkout_url"] in html_of(expired)
     # Every email is in the outbox as sent, once.
@@ -214,7 +214,7 @@ def test_smtp_down_then_up_mail_arrives_once(
     kassa.call(mail_worker.run_once())  # nothing left to send twice
     got = smtp.inbox.to(buyer)
     assert len(got) == 1 and order["checkout_url"] in text_of(got[0])
-    assert "7.00 EUR" in got[0]["Subject"]
+    assert "€7.00" in got[0]["Subject"]
     [row] = rows_for(kassa, buyer)
     assert (row["status"], row["attempts"]) == ("sent", 2) and row["sent_at"] is not None
 

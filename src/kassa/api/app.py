@@ -7,13 +7,16 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Request, Response
 
 from kassa import __version__
 from kassa.api import errors
 from kassa.api.fast_create import FastOrderCreate
+from kassa.api.metrics_route import metrics_response
 from kassa.api.middleware import BodyGuardMiddleware, IdempotencyMiddleware, RequestLogMiddleware
+from kassa.api.rate_limits import RateLimitMiddleware
 from kassa.api.routes_gateways import router as gateways_router
 from kassa.api.routes_ledger import router as ledger_router
 from kassa.api.routes_merchants import router as merchants_router
@@ -32,6 +35,12 @@ from kassa.compat.knockturn import router as knockturn_router
 from kassa.compat.librepay import router as librepay_router
 from kassa.compat.servebase.routes import router as servebase_router
 from kassa.compat.taler import router as taler_router
+from kassa.dashboard.pages import install as install_dashboard
+from kassa.dashboard.routes_auth import router as dashboard_auth_router
+from kassa.dashboard.routes_orders import router as dashboard_orders_router
+from kassa.dashboard.routes_settings import router as dashboard_settings_router
+from kassa.db.migrate import head_revisions
+from kassa.metrics import Metrics
 from kassa.runtime import Runtime, change_feed
 from kassa.worker.runner import run_all
 
@@ -78,6 +87,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    metrics = app.state.metrics = Metrics()
     errors.install(app)
 
     api = APIRouter(prefix="/api/v1")
@@ -98,6 +108,10 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     app.include_router(knockturn_router)
     app.include_router(librepay_router)
     app.include_router(taler_router)
+    app.include_router(dashboard_auth_router)
+    app.include_router(dashboard_orders_router)
+    app.include_router(dashboard_settings_router)
+    install_dashboard(app, runtime)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
     async def healthz() -> Response:
@@ -112,15 +126,29 @@ def create_app(runtime: Runtime, *, run_worker: bool = True, freeze_heap: bool =
     )
     async def readyz(request: Request) -> Response:
         try:
-            await asyncio.wait_for(runtime.db.ping(), 5)
+            revisions = await asyncio.wait_for(runtime.db.revisions(), 5)
         except Exception as exc:
             return json_response({"status": "unavailable", "details": {"database": type(exc).__name__}}, 503)
+        if revisions != head_revisions():
+            details = {
+                "database": "ok",
+                "migrations": f"at {sorted(revisions)}, not {sorted(head_revisions())}",
+            }
+            return json_response({"status": "unavailable", "details": details}, 503)
         return json_response(
-            {"status": "ready", "details": {"database": "ok", "watchers": runtime.watcher_health}}
+            {
+                "status": "ready",
+                "details": {"database": "ok", "migrations": "current", "watchers": runtime.watcher_health},
+            }
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint(authorization: Annotated[str | None, Header()] = None) -> Response:
+        return await metrics_response(runtime, metrics, authorization)
 
     app.add_middleware(FastOrderCreate, runtime=runtime)  # innermost: see api/fast_create.py
     app.add_middleware(IdempotencyMiddleware, runtime=runtime)
     app.add_middleware(BodyGuardMiddleware, max_bytes=runtime.settings.max_body_bytes)
-    app.add_middleware(RequestLogMiddleware, enabled=runtime.settings.access_log)
+    app.add_middleware(RateLimitMiddleware, settings=runtime.settings)
+    app.add_middleware(RequestLogMiddleware, enabled=runtime.settings.access_log, metrics=metrics)
     return app

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kassa.api.auth import authorize
 from kassa.api.errors import kassa_error_response
-from kassa.api.middleware import header, replay_receive
+from kassa.api.middleware import ROUTE_KEY, header, replay_receive
 from kassa.api.routes_orders import create_order_response
 from kassa.api.schemas import OrderCreate
 from kassa.errors import KassaError
@@ -47,6 +47,7 @@ class FastOrderCreate:
         if order is None:
             await self.app(scope, replay_receive(body), send)
             return
+        scope[ROUTE_KEY] = PATH  # for the metrics: answered here, never routed
         try:
             principal = await authorize(self.runtime, credentials, "orders:write")
             response = await create_order_response(self.runtime, principal, order)

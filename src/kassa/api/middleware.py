@@ -5,29 +5,37 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from datetime import timedelta
 
+from fastapi import routing as fastapi_routing
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kassa import logs
 from kassa.api.errors import error_bytes
 from kassa.db.tables import idempotency_keys
+from kassa.metrics import Metrics
 from kassa.runtime import Runtime
 
 log = logging.getLogger("kassa.access")
+
+ROUTE_KEY = "kassa.route"
+"""Scope key naming the route template of a request answered before routing (fast paths, refusals)."""
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 _GUARDED_PREFIXES = ("/api/",)
 _JSON_TYPES = ("application/json",)
 # BTCPay's Greenfield paths (compat/greenfield) under /api/v1: refused in Greenfield's own shape,
 # and their bodies read as JSON whatever their Content-Type, as BTCPay's clients send them.
-_GREENFIELD_PREFIXES = ("/api/v1/stores", "/api/v1/invoices", "/api/v1/server/", "/api/v1/api-keys/")
+GREENFIELD_PREFIXES = ("/api/v1/stores", "/api/v1/invoices", "/api/v1/server/", "/api/v1/api-keys/")
 
 
 def _refusal(scope: Scope, status: int, message: str, code: str) -> tuple[int, bytes]:
-    if scope["path"].startswith(_GREENFIELD_PREFIXES):
+    if scope["path"].startswith(GREENFIELD_PREFIXES):
         if status == 400:
             return 422, json.dumps([{"path": "", "message": message}]).encode()
         return status, json.dumps({"code": code.replace("_", "-"), "message": message}).encode()
@@ -41,7 +49,7 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_error(
+async def send_error(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -62,44 +70,60 @@ def replay_receive(body: bytes) -> Receive:
     return receive
 
 
-class RequestLogMiddleware:
-    """One structured line per request; never headers, bodies or query strings (they may hold secrets)."""
+def route_template(scope: Scope) -> str:
+    """The matched route's path template ("/api/v1/orders/{order_id}"), whatever its router's prefix.
 
-    def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
+    FastAPI 0.165 includes routers lazily: `scope["route"]` is the route as declared, without the
+    prefixes it was included under, and the full template is only kept in FastAPI's per-request
+    context (private; its absence is caught by tests/api/test_operations.py on upgrade)."""
+    if ROUTE_KEY in scope:
+        return str(scope[ROUTE_KEY])
+    context = fastapi_routing._get_scope_effective_route_context(scope)
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return str(path) if path else "unmatched"
+
+
+class RequestLogMiddleware:
+    """Outermost: gives every request an id (the client's `X-Request-Id`, if sane, or a new one),
+    answered in `X-Request-Id` and stamped on every log line written while it runs; counts it in the
+    metrics by route template; and, when enabled, logs one line for it. Never headers, bodies or query
+    strings (they may hold secrets)."""
+
+    def __init__(self, app: ASGIApp, enabled: bool = True, metrics: Metrics | None = None) -> None:
         self.app = app
         self.enabled = enabled
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = header(scope, b"x-request-id") or secrets.token_hex(8)
+        given = header(scope, b"x-request-id")
+        request_id = given if given is not None and _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+        token = logs.request_id.set(request_id)
         status = 500
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id[:64].encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            log.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                        "request_id": request_id[:64],
-                    }
-                )
-            )
+            seconds = time.perf_counter() - start
+            route = route_template(scope)
+            if self.metrics is not None:
+                self.metrics.observe(scope["method"], route, status, seconds)
+            if self.enabled:
+                method, path, ms = scope["method"], scope["path"], round(seconds * 1000, 2)
+                fields = {"event": "request", "method": method, "path": path, "route": route}
+                fields.update(status=status, duration_ms=ms)
+                log.info("%s %s %s %.2fms", method, path, status, ms, extra=fields)
+            logs.request_id.reset(token)
 
 
 _NUL_MESSAGE = "text must not contain NUL characters (\\u0000)"
@@ -126,7 +150,7 @@ class BodyGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _has_nul(scope):
-            await _send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
+            await send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
             return
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
@@ -136,7 +160,7 @@ class BodyGuardMiddleware:
         )
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_error(send, 413, too_big, [(b"connection", b"close")])
+            await send_error(send, 413, too_big, [(b"connection", b"close")])
             return
         chunks: list[bytes] = []
         size = 0
@@ -148,19 +172,19 @@ class BodyGuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_error(send, 413, too_big, [(b"connection", b"close")])
+                await send_error(send, 413, too_big, [(b"connection", b"close")])
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         guarded = scope["path"].startswith(_GUARDED_PREFIXES)  # other fronts check in their own style
         if guarded and b"\\u0000" in body:
-            await _send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
+            await send_error(send, *_refusal(scope, 400, _NUL_MESSAGE, "parameter_invalid"))
             return
-        if body and guarded and not scope["path"].startswith(_GREENFIELD_PREFIXES):
+        if body and guarded and not scope["path"].startswith(GREENFIELD_PREFIXES):
             ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-                await _send_error(
+                await send_error(
                     send,
                     415,
                     error_bytes(
@@ -192,7 +216,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not 1 <= len(key) <= 255 or not key.isprintable():
-            await _send_error(
+            await send_error(
                 send,
                 400,
                 error_bytes(
@@ -240,7 +264,7 @@ class IdempotencyMiddleware:
                         await tx.conn.execute(delete(idempotency_keys).where(idempotency_keys.c.pk == row.pk))
                     continue
                 if row.request_hash != fingerprint:
-                    await _send_error(
+                    await send_error(
                         send,
                         422,
                         error_bytes(
@@ -253,7 +277,7 @@ class IdempotencyMiddleware:
                     )
                     return
                 if row.status_code is None:
-                    await _send_error(
+                    await send_error(
                         send,
                         409,
                         error_bytes(

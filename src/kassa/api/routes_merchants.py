@@ -18,6 +18,10 @@ from kassa.api.schemas import (
     MerchantOut,
     MerchantSettings,
     MerchantUpdate,
+    UserCreate,
+    UserList,
+    UserOut,
+    UserUpdate,
 )
 from kassa.services.api_keys import Principal
 
@@ -131,3 +135,43 @@ async def update_me(
     assert principal.merchant_id is not None
     updated = await runtime_of(request).merchants.update(principal.merchant_id, _settings(body), body.rails)
     return json_response(updated.public())
+
+
+@router.post(
+    "/merchants/{merchant}/users",
+    status_code=201,
+    response_model=UserOut,
+    responses=ERRORS,
+    summary="Create a dashboard user for a merchant (admin)",
+)
+async def create_user(
+    request: Request, merchant: str, body: UserCreate, _admin: Principal = Depends(require("admin"))
+) -> Response:
+    user = await runtime_of(request).users.create(merchant, body.email, body.password, body.name)
+    return json_response(user, 201)
+
+
+@router.get(
+    "/merchants/{merchant}/users",
+    response_model=UserList,
+    responses=ERRORS,
+    summary="List a merchant's dashboard users (admin)",
+)
+async def list_users(
+    request: Request, merchant: str, _admin: Principal = Depends(require("admin"))
+) -> Response:
+    runtime = runtime_of(request)
+    await runtime.merchants.get(merchant)  # 404 for an unknown merchant
+    return json_response({"object": "list", "data": await runtime.users.list(merchant), "has_more": False})
+
+
+@router.patch(
+    "/users/{user}",
+    response_model=UserOut,
+    responses=ERRORS,
+    summary="Disable or re-enable a dashboard user (admin)",
+)
+async def update_user(
+    request: Request, user: str, body: UserUpdate, _admin: Principal = Depends(require("admin"))
+) -> Response:
+    return json_response(await runtime_of(request).users.set_disabled(user, body.disabled))

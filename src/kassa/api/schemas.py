@@ -319,6 +319,36 @@ class ApiKeyList(BaseModel):
     has_more: bool
 
 
+class UserCreate(Strict_):
+    email: Email
+    password: str = Field(
+        min_length=10, max_length=200, description="Write-only; stored as an argon2id hash."
+    )
+    name: str | None = Field(default=None, max_length=200)
+
+
+class UserUpdate(Strict_):
+    disabled: bool = Field(description="A disabled user cannot sign in; their sessions end at once.")
+
+
+class UserOut(BaseModel):
+    id: str
+    object: Literal["user"]
+    merchant: str
+    email: str
+    name: str | None
+    totp: bool = Field(description="Whether a TOTP code is asked at sign-in.")
+    disabled: bool
+    created_at: str
+    last_sign_in_at: str | None
+
+
+class UserList(BaseModel):
+    object: Literal["list"]
+    data: list[UserOut]
+    has_more: bool
+
+
 class Health(BaseModel):
     status: str
     details: dict[str, Any] = Field(default_factory=dict)

@@ -1,24 +1,30 @@
 """What the checkout page shows for an order: pure functions of the public order view and the time.
 
 The page, its live-updated panel and the status endpoint all come from `present`, so the words a
-customer reads are the same with or without JavaScript.
+customer reads are the same with or without JavaScript. Words, amounts and times are in the
+customer's language (a kassa.i18n.Language).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import segno
 from markupsafe import Markup
 
-from kassa.domain.money import Money
+from kassa.i18n import ENGLISH, N_, Language
 from kassa.rails.registry import UnknownRail, get_rail
 
 TEST_METHOD = "test"
 TEST_ACTIONS = ("full", "part", "over", "confirm")
+_TEST_LABELS = {
+    "full": N_("Pay in full (%(amount)s)"),
+    "part": N_("Pay part (%(amount)s)"),
+    "over": N_("Overpay (%(amount)s)"),
+}
 _LIVE = ("open", "processing")
 
 
@@ -91,13 +97,10 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def format_duration(seconds: int) -> str:
-    """`75` -> `"1:15"`, `3725` -> `"1:02:05"`, `90000` -> `"1 d 1:00:00"`."""
-    seconds = max(0, seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
+    """`75` -> `"1:15"`, `3725` -> `"1:02:05"`, `90000` -> `"25:00:00"` (digits only: the same in
+    every language)."""
+    hours, rest = divmod(max(0, seconds), 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours}:{minutes:02d}:{secs:02d}"
     if hours:
         return f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{minutes}:{secs:02d}"
@@ -110,8 +113,8 @@ def _on_gateway_page(rail: str) -> bool:
         return False
 
 
-def method_label(method: str, currency: str) -> str:
-    return "Test payment" if method == TEST_METHOD else f"{method.upper()} ({currency})"
+def method_label(method: str, currency: str, lang: Language = ENGLISH) -> str:
+    return lang.gettext("Test payment") if method == TEST_METHOD else f"{method.upper()} ({currency})"
 
 
 def qr_svg(data: str) -> Markup:
@@ -135,10 +138,10 @@ def state_of(order: Mapping[str, Any]) -> str:
     return status
 
 
-def _money(amount: int | None, currency: str | None) -> str | None:
+def _money(lang: Language, amount: int | None, currency: str | None) -> str | None:
     if amount is None or currency is None:
         return None
-    return Money(amount, currency).display()
+    return lang.money(amount, currency)
 
 
 def _test_quote(order: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -167,7 +170,7 @@ def _pending(order: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [p for p in order["payments"] if p["status"] == "pending"]
 
 
-def _test_actions(order: Mapping[str, Any], state: str) -> tuple[TestAction, ...]:
+def _test_actions(order: Mapping[str, Any], state: str, lang: Language) -> tuple[TestAction, ...]:
     if not order["test"] or _test_quote(order) is None:
         return ()
     if state not in ("choose", "open", "processing", "expired", "underpaid"):
@@ -175,86 +178,126 @@ def _test_actions(order: Mapping[str, Any], state: str) -> tuple[TestAction, ...
     quote = _test_quote(order)
     assert quote is not None
     actions: list[TestAction] = []
-    labels = {"full": "Pay in full", "part": "Pay part", "over": "Overpay"}
-    for action in ("full", "part", "over"):
+    for action, label in _TEST_LABELS.items():
         amount = amount_for(order, action)
         if amount is not None:
-            actions.append(TestAction(action, f"{labels[action]} ({_money(amount, quote['currency'])})"))
+            actions.append(
+                TestAction(action, lang.gettext(label, amount=lang.money(amount, quote["currency"])))
+            )
     if _pending(order):
-        actions.append(TestAction("confirm", "Confirm (add a block)"))
+        actions.append(TestAction("confirm", lang.gettext("Confirm (add a block)")))
     return tuple(actions)
 
 
 def _words(
-    state: str, merchant: str, received: str | None, pay_amount: str | None, remaining: str | None
+    lang: Language,
+    state: str,
+    merchant: str,
+    received: str | None,
+    pay_amount: str | None,
+    remaining: str | None,
 ) -> tuple[str, str, str]:
     """(tone, title, message) for a state."""
+    _ = lang.gettext
     if state == "choose":
         return (
             "info",
-            "Choose how to pay",
-            f"Pick a payment method to get the amount and address for {merchant}.",
+            _("Choose how to pay"),
+            _("Pick a payment method to get the amount and address for %(merchant)s.", merchant=merchant),
         )
     if state == "open":
         if received and remaining:
             return (
                 "warning",
-                "Partly paid",
-                f"Received {received}. Send the remaining {remaining} before the timer runs out.",
+                _("Partly paid"),
+                _(
+                    "Received %(received)s. Send the remaining %(remaining)s before the timer runs out.",
+                    received=received,
+                    remaining=remaining,
+                ),
             )
-        return "info", "Waiting for your payment", f"Send exactly {pay_amount} to the address below."
+        return (
+            "info",
+            _("Waiting for your payment"),
+            _("Send exactly %(amount)s to the address below.", amount=pay_amount),
+        )
     if state == "processing":
-        return "info", "Payment seen", "Your payment was seen; waiting for confirmations. Timer paused."
+        return (
+            "info",
+            _("Payment seen"),
+            _("Your payment was seen; waiting for confirmations. Timer paused."),
+        )
     if state == "paid":
-        return "success", "Paid", f"Thank you. Your payment of {received} to {merchant} is confirmed."
+        return (
+            "success",
+            _("Paid"),
+            _(
+                "Thank you. Your payment of %(amount)s to %(merchant)s is confirmed.",
+                amount=received,
+                merchant=merchant,
+            ),
+        )
     if state == "overpaid":
         return (
             "success",
-            "Paid (more than due)",
-            f"Your payment is confirmed. You sent {received}, more than the {pay_amount} due; "
-            f"ask {merchant} to refund the difference.",
+            _("Paid (more than due)"),
+            _(
+                "Your payment is confirmed. You sent %(received)s, more than the %(due)s due; "
+                "ask %(merchant)s to refund the difference.",
+                received=received,
+                due=pay_amount,
+                merchant=merchant,
+            ),
         )
     if state == "paid_late":
         return (
             "success",
-            "Paid (late)",
-            "Your payment arrived after the time to pay had run out; it was accepted and is confirmed.",
+            _("Paid (late)"),
+            _("Your payment arrived after the time to pay had run out; it was accepted and is confirmed."),
         )
     if state == "expired":
         return (
             "warning",
-            "Expired",
-            "The time to pay ran out before a payment arrived. Do not send money for this order.",
+            _("Expired"),
+            _("The time to pay ran out before a payment arrived. Do not send money for this order."),
         )
     if state == "underpaid":
         return (
             "danger",
-            "Expired: not enough received",
-            f"The time to pay ran out after only {received} of {pay_amount} arrived. "
-            f"{merchant} will refund the money received. Do not send more.",
+            _("Expired: not enough received"),
+            _(
+                "The time to pay ran out after only %(received)s of %(due)s arrived. "
+                "%(merchant)s will refund the money received. Do not send more.",
+                received=received,
+                due=pay_amount,
+                merchant=merchant,
+            ),
         )
     if state == "canceled":
-        return "warning", "Canceled", "This order was canceled. Do not send money for it."
+        return "warning", _("Canceled"), _("This order was canceled. Do not send money for it.")
     if state == "invalid":
         return (
             "danger",
-            "Payment not confirmed",
-            f"A payment was seen but was not confirmed in time. Contact {merchant} about this order.",
+            _("Payment not confirmed"),
+            _(
+                "A payment was seen but was not confirmed in time. Contact %(merchant)s about this order.",
+                merchant=merchant,
+            ),
         )
     return "info", state, ""
 
 
-def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
-    """Build the page model of an order view (from `OrderService.get_public`) at `now`."""
+def present(order: Mapping[str, Any], merchant: str, now: datetime, lang: Language = ENGLISH) -> Checkout:
+    """Build the page model of an order view (from `OrderService.get_public`) at `now`, in `lang`."""
     state = state_of(order)
     currency: str = order["currency"]
     pay_currency: str | None = order["payment_currency"]
     chosen = next((q for q in order["payment_methods"] if q["method"] == order["method"]), None)
-    pay_amount = _money(order["amount_due"], pay_currency)
+    pay_amount = _money(lang, order["amount_due"], pay_currency)
     received_units: int = order["amount_received"]
-    received = _money(received_units, pay_currency) if received_units else None
+    received = _money(lang, received_units, pay_currency) if received_units else None
     remaining_units = (order["amount_due"] or 0) - received_units
-    remaining = _money(remaining_units, pay_currency) if chosen and remaining_units > 0 else None
+    remaining = _money(lang, remaining_units, pay_currency) if chosen and remaining_units > 0 else None
 
     seconds_left: int | None = None
     time_up = False
@@ -264,23 +307,27 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         time_up = seconds_left == 0
     timer_paused = order["status"] == "processing"
 
-    tone, title, message = _words(state, merchant, received, pay_amount, remaining)
+    tone, title, message = _words(lang, state, merchant, received, pay_amount, remaining)
     if time_up:
-        tone, title = "warning", "Time is up"
-        message = "The time to pay has run out. Do not send money now; this page will show the outcome."
+        tone, title = "warning", lang.gettext("Time is up")
+        message = lang.gettext(
+            "The time to pay has run out. Do not send money now; this page will show the outcome."
+        )
 
     show_destination = state == "open" and not time_up and chosen is not None
     gateway = chosen is not None and _on_gateway_page(chosen["rail"])
     if gateway and state == "open" and not time_up and not received:
-        message = f"Pay {pay_amount} on the payment page: the button below takes you there."
+        message = lang.gettext(
+            "Pay %(amount)s on the payment page: the button below takes you there.", amount=pay_amount
+        )
     address = chosen["address"] if chosen and state in _LIVE and not gateway else None
     pending = _pending(order)
     cart = tuple(
         CartRow(
             line["name"],
             line["quantity"],
-            Money(line["price"], currency).display(),
-            Money(line["price"] * line["quantity"], currency).display(),
+            lang.money(line["price"], currency),
+            lang.money(line["price"] * line["quantity"], currency),
         )
         for line in order["cart"] or ()
     )
@@ -302,8 +349,8 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         test=bool(order["test"]),
         description=order["description"],
         cart=cart,
-        amount=Money(order["amount"], currency).display(),
-        method_label=method_label(chosen["method"], chosen["currency"]) if chosen else None,
+        amount=lang.money(order["amount"], currency),
+        method_label=method_label(chosen["method"], chosen["currency"], lang) if chosen else None,
         pay_amount=pay_amount,
         received=received,
         remaining=remaining,
@@ -318,8 +365,8 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         methods=tuple(
             MethodOption(
                 q["method"],
-                method_label(q["method"], q["currency"]),
-                _money(q["amount"], q["currency"]) or "",
+                method_label(q["method"], q["currency"], lang),
+                lang.money(q["amount"], q["currency"]),
             )
             for q in order["payment_methods"]
         )
@@ -331,12 +378,12 @@ def present(order: Mapping[str, Any], merchant: str, now: datetime) -> Checkout:
         time_up=time_up,
         confirmations=min(p["confirmations"] for p in pending) if pending else None,
         confirmations_required=order["confirmations"],
-        paid_at=paid_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if paid_at else None,
+        paid_at=lang.datetime(paid_at) if paid_at else None,
         success_url=success_url,
         cancel_url=order["cancel_url"],
         redirect_url=success_url if state == "paid" and order.get("auto_redirect", True) else None,
         can_cancel=order["status"] == "open",
-        test_actions=_test_actions(order, state),
+        test_actions=_test_actions(order, state, lang),
     )
 
 

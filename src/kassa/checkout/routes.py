@@ -14,6 +14,9 @@ Routes (none in the OpenAPI schema):
 
 Forms answer with a 303 redirect (post/redirect/get); when the script sends them with
 `Accept: application/json` they answer with JSON instead and the page updates through the status.
+
+The page speaks the language picked on it (`?lang=`, kept by its links and forms), else the order's
+`locale`, else the browser's `Accept-Language`, else English (kassa.i18n, docs/i18n.md).
 """
 
 from __future__ import annotations
@@ -22,19 +25,19 @@ import json
 import logging
 import re
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-import jinja2
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from kassa.api.auth import runtime_of
 from kassa.api.longpoll import wait_for_change
-from kassa.checkout.assets import BY_NAME, asset_url
+from kassa.checkout.assets import ASSETS, asset_url
 from kassa.checkout.present import TEST_ACTIONS, Checkout, amount_for, present, status_payload
 from kassa.checkout.security import page_headers, same_origin_post
-from kassa.domain.money import Money
+from kassa.checkout.templating import base_path, environment
 from kassa.errors import KassaError, NotFound
+from kassa.i18n import N_, Language, match, negotiate
 from kassa.services.gateways import GatewayUrls, gateway_notify_url
 from kassa.services.merchants import Merchant
 
@@ -45,47 +48,52 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_FORM_BYTES = 4096
 STATUS_WAIT_MAX_MS = 60_000
 NOTICES = {
-    "not_open": "This order is no longer open, so it cannot be canceled.",
-    "method": "That payment method could not be chosen; the order may have changed.",
-    "nothing_due": "Nothing is left to pay.",
-    "no_pending": "There is no pending test payment to confirm.",
-    "rejected": "That did not work; the page shows the order's current state.",
-    "bad_form": "That form could not be read. Please try again.",
+    "not_open": N_("This order is no longer open, so it cannot be canceled."),
+    "method": N_("That payment method could not be chosen; the order may have changed."),
+    "nothing_due": N_("Nothing is left to pay."),
+    "no_pending": N_("There is no pending test payment to confirm."),
+    "rejected": N_("That did not work; the page shows the order's current state."),
+    "bad_form": N_("That form could not be read. Please try again."),
 }
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("kassa.checkout", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+def _picked(request: Request) -> str | None:
+    """The language chosen with the picker (`?lang=`), when it is one Kassa has."""
+    return match(request.query_params.get("lang"))
 
 
-def _prefix(request: Request) -> str:
-    """The path Kassa is served under (from the base URL: `https://x.example/kassa` -> `/kassa`)."""
-    return urlsplit(runtime_of(request).settings.base_url).path.rstrip("/")
+def _language(request: Request, order: dict[str, Any] | None = None) -> Language:
+    locale = order["locale"] if order else None
+    return negotiate(request.query_params.get("lang"), locale, request.headers.get("accept-language"))
 
 
-def _urls(prefix: str, order_id: str) -> dict[str, str]:
+def _urls(prefix: str, order_id: str, lang: Language, picked: str | None) -> dict[str, str]:
+    """The page's links and form targets, keeping a picked language; the script's two always name
+    the page's language, so what it swaps in reads the same."""
     page = f"{prefix}/pay/{order_id}"
+    keep = f"?lang={picked}" if picked else ""
     return {
-        "page": page,
-        "panel": f"{page}/panel",
-        "status": f"{page}/status",
-        "method": f"{page}/method",
-        "cancel": f"{page}/cancel",
-        "test": f"{page}/test",
-        "gateway": f"{page}/gateway",
+        "page": page + keep,
+        "picker": page,
+        "panel": f"{page}/panel?lang={lang.code}",
+        "status": f"{page}/status?lang={lang.code}",
+        "method": f"{page}/method{keep}",
+        "cancel": f"{page}/cancel{keep}",
+        "test": f"{page}/test{keep}",
+        "gateway": f"{page}/gateway{keep}",
         "css": prefix + asset_url("checkout.css"),
         "js": prefix + asset_url("checkout.js"),
     }
 
 
 def _html(
-    template: str, status: int = 200, form_targets: tuple[str | None, ...] = (), **context: Any
+    template: str,
+    lang: Language,
+    status: int = 200,
+    form_targets: tuple[str | None, ...] = (),
+    **context: Any,
 ) -> Response:
-    body = _env.get_template(template).render(**context)
+    body = environment("kassa.checkout", lang.code).get_template(template).render(**context)
     return HTMLResponse(body, status_code=status, headers=page_headers(form_targets))
 
 
@@ -99,9 +107,10 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _message_page(request: Request, status: int, title: str, text: str) -> Response:
-    prefix = _prefix(request)
-    urls = {"css": prefix + asset_url("checkout.css")}
-    return _html("message.html", status, title=title, text=text, urls=urls)
+    """A page with one message; `title` and `text` are msgids, shown in the request's language."""
+    lang = _language(request)
+    urls = {"css": base_path(request) + asset_url("checkout.css")}
+    return _html("message.html", lang, status, title=lang.gettext(title), text=lang.gettext(text), urls=urls)
 
 
 def _not_found(request: Request) -> Response:
@@ -110,8 +119,8 @@ def _not_found(request: Request) -> Response:
     return _message_page(
         request,
         404,
-        "Order not found",
-        "There is no order at this address. Check the link the shop gave you, or go back to the shop.",
+        N_("Order not found"),
+        N_("There is no order at this address. Check the link the shop gave you, or go back to the shop."),
     )
 
 
@@ -128,8 +137,8 @@ async def _load(request: Request, order_id: str) -> tuple[dict[str, Any], Mercha
         return None
 
 
-def _present(request: Request, order: dict[str, Any], merchant: Merchant) -> Checkout:
-    return present(order, merchant.name, runtime_of(request).clock.now())
+def _present(request: Request, order: dict[str, Any], merchant: Merchant, lang: Language) -> Checkout:
+    return present(order, merchant.name, runtime_of(request).clock.now(), lang)
 
 
 # ----- pages --------------------------------------------------------------------------------------
@@ -137,19 +146,7 @@ def _present(request: Request, order: dict[str, Any], merchant: Merchant) -> Che
 
 @router.get("/pay/static/{name}")
 async def static_asset(request: Request, name: str) -> Response:
-    asset = BY_NAME.get(name)
-    if asset is None:
-        return Response(
-            "not found", 404, media_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
-        )
-    headers = {
-        "Cache-Control": "public, max-age=31536000, immutable",
-        "ETag": asset.etag,
-        "X-Content-Type-Options": "nosniff",
-    }
-    if request.headers.get("if-none-match") == asset.etag:
-        return Response(status_code=304, headers=headers)
-    return Response(asset.body, media_type=asset.media_type, headers=headers)
+    return ASSETS.response(request, name)
 
 
 @router.get("/pay/{order_id}")
@@ -158,17 +155,21 @@ async def checkout_page(request: Request, order_id: str, notice: str | None = No
     if loaded is None:
         return _not_found(request)
     order, merchant = loaded
-    co = _present(request, order, merchant)
+    lang, picked = _language(request, order), _picked(request)
+    co = _present(request, order, merchant, lang)
     waiting = (
         await runtime_of(request).refunds.waiting_for_address(order_id) if order["amount_confirmed"] else []
     )
+    keep = f"?lang={picked}" if picked else ""
     return _html(
         "order.html",
+        lang,
         form_targets=(co.cancel_url,),
         co=co,
-        urls=_urls(_prefix(request), order_id),
-        notice=NOTICES.get(notice or ""),
-        refunds=[(Money(r["amount"], r["currency"]).display(), r["destination_url"]) for r in waiting],
+        urls=_urls(base_path(request), order_id, lang, picked),
+        picker_url=f"{base_path(request)}/pay/{order_id}",
+        notice=lang.gettext(NOTICES[notice]) if notice in NOTICES else None,
+        refunds=[(lang.money(r["amount"], r["currency"]), r["destination_url"] + keep) for r in waiting],
     )
 
 
@@ -179,8 +180,10 @@ async def checkout_panel(request: Request, order_id: str) -> Response:
     if loaded is None:
         return _not_found(request)
     order, merchant = loaded
-    co = _present(request, order, merchant)
-    return _html("_panel.html", form_targets=(co.cancel_url,), co=co, urls=_urls(_prefix(request), order_id))
+    lang, picked = _language(request, order), _picked(request)
+    co = _present(request, order, merchant, lang)
+    urls = _urls(base_path(request), order_id, lang, picked)
+    return _html("_panel.html", lang, form_targets=(co.cancel_url,), co=co, urls=urls)
 
 
 @router.get("/pay/{order_id}/status")
@@ -206,7 +209,7 @@ async def checkout_status(
         if loaded is None:
             return _json(NotFound("no such order", param="id").body(), 404)
         order, merchant = loaded
-    return _json(status_payload(order, _present(request, order, merchant)))
+    return _json(status_payload(order, _present(request, order, merchant, _language(request, order))))
 
 
 # ----- forms --------------------------------------------------------------------------------------
@@ -229,14 +232,17 @@ async def _read_form(request: Request) -> dict[str, str] | None:
 
 
 def _back(request: Request, order_id: str, notice: str | None = None, message: str | None = None) -> Response:
-    """Answer a form: PRG redirect to the page (with a notice code), or JSON for the script."""
+    """Answer a form: PRG redirect to the page (with a notice code and the picked language), or JSON
+    for the script."""
     if _wants_json(request):
         body: dict[str, Any] = {"ok": notice is None}
         if notice is not None:
             body["notice"] = notice
-            body["message"] = message or NOTICES[notice]
+            body["message"] = message or _language(request).gettext(NOTICES[notice])
         return _json(body, 200 if notice is None else 409)
-    url = f"{_prefix(request)}/pay/{order_id}" + (f"?notice={notice}" if notice else "")
+    picked = _picked(request)
+    query = "&".join(([f"lang={picked}"] if picked else []) + ([f"notice={notice}"] if notice else []))
+    url = f"{base_path(request)}/pay/{order_id}" + (f"?{query}" if query else "")
     return RedirectResponse(url, 303, headers=page_headers())
 
 
@@ -244,14 +250,13 @@ def _cross_site(request: Request) -> Response | None:
     settings = runtime_of(request).settings
     if same_origin_post(request.headers, request.url.scheme, settings.base_url):
         return None
-    if _wants_json(request):
-        return _json({"ok": False, "notice": "cross_site", "message": "cross-site form refused"}, 403)
-    return _message_page(
-        request,
-        403,
-        "Form refused",
-        "This form was sent from another site, so it was not accepted. Open the payment page and try again.",
+    refused = N_(
+        "This form was sent from another site, so it was not accepted. Open the payment page and try again."
     )
+    if _wants_json(request):
+        message = _language(request).gettext(refused)
+        return _json({"ok": False, "notice": "cross_site", "message": message}, 403)
+    return _message_page(request, 403, N_("Form refused"), refused)
 
 
 async def _posted(request: Request, order_id: str) -> tuple[dict[str, Any], Merchant] | Response:
@@ -346,17 +351,18 @@ async def open_gateway(request: Request, order_id: str) -> Response:
         return_url=f"{base}/pay/{order_id}/return",
         back_url=f"{base}/pay/{order_id}",
     )
-    language = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip() or None
+    lang = _language(request, order)
     try:
-        form, _ = await runtime.gateways.form(order_id, urls, language=language)
+        form, _ = await runtime.gateways.form(order_id, urls, language=lang.tag)
     except KassaError as exc:
         return _back(request, order_id, "rejected", exc.message)
-    prefix = _prefix(request)
+    prefix = base_path(request)
     return _html(
         "gateway.html",
+        lang,
         form_targets=(form.url,),
         form=form,
-        co=_present(request, order, merchant),
+        co=_present(request, order, merchant, lang),
         urls={"css": prefix + asset_url("checkout.css"), "js": prefix + asset_url("checkout.js")},
     )
 
@@ -379,7 +385,7 @@ async def gateway_return(request: Request, order_id: str) -> Response:
             await runtime_of(request).gateways.receive(merchant.pk, chosen["rail"], fields)
         except KassaError as exc:  # the notification decides; the page shows the order as it is
             log.info("order %s: the gateway's return was not taken: %s", order_id, exc.message)
-    return RedirectResponse(f"{_prefix(request)}/pay/{order_id}", 303, headers=page_headers())
+    return RedirectResponse(f"{base_path(request)}/pay/{order_id}", 303, headers=page_headers())
 
 
 @router.get("/pay/{rest:path}")
@@ -387,5 +393,5 @@ async def not_found(request: Request, rest: str) -> Response:
     """Anything else under /pay/ is a mangled link: HTML 404 (or back to the page without `/`)."""
     order_id = rest.removesuffix("/")
     if order_id != rest and ORDER_ID.match(order_id):
-        return RedirectResponse(f"{_prefix(request)}/pay/{order_id}", 308, headers=page_headers())
+        return RedirectResponse(f"{base_path(request)}/pay/{order_id}", 308, headers=page_headers())
     return _not_found(request)

@@ -1,8 +1,10 @@
-"""Pages in the checkout's look for the fronts: their own templates first, then the checkout's
-(its base.html and message.html), rendered with the checkout's stylesheet and headers."""
+"""Pages in the checkout's look: Jinja environments that speak one of Kassa's languages (the
+checkout's templates, and the fronts' own before them), rendered with the checkout's stylesheet
+and headers."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,14 +12,17 @@ import jinja2
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 
+from kassa import i18n
 from kassa.api.auth import runtime_of
 from kassa.checkout.assets import asset_url
 from kassa.checkout.security import page_headers
 
 
-def environment(package: str) -> jinja2.Environment:
-    """Templates of `package` (its `templates` folder), falling back to the checkout's."""
-    return jinja2.Environment(
+@cache
+def environment(package: str, language: str = i18n.SOURCE) -> jinja2.Environment:
+    """Templates of `package` (its `templates` folder), falling back to the checkout's, in `language`
+    (one of i18n.LANGUAGES); `lang` and `languages` are there for every template."""
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(
             [jinja2.PackageLoader(package, "templates"), jinja2.PackageLoader("kassa.checkout", "templates")]
         ),
@@ -26,12 +31,18 @@ def environment(package: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["languages"] = tuple(i18n.language(code) for code in i18n.LANGUAGES)
+    return i18n.install(env, i18n.language(language))
+
+
+def base_path(request: Request) -> str:
+    """The path Kassa is served under (from the base URL: `https://x.example/kassa` -> `/kassa`)."""
+    return urlsplit(runtime_of(request).settings.base_url).path.rstrip("/")
 
 
 def render_page(
     request: Request, env: jinja2.Environment, template: str, status: int, **context: Any
 ) -> Response:
-    prefix = urlsplit(runtime_of(request).settings.base_url).path.rstrip("/")
-    urls = {"css": prefix + asset_url("checkout.css")}
+    urls = {"css": base_path(request) + asset_url("checkout.css"), **context.pop("urls", {})}
     body = env.get_template(template).render(urls=urls, **context)
     return HTMLResponse(body, status_code=status, headers=page_headers())

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -107,6 +108,15 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def revisions(self) -> set[str]:
+        """The migration revisions the database is at (Alembic's table; empty before the first)."""
+        async with self.engine.connect() as conn:
+            try:
+                rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+            except DBAPIError:
+                return set()
+            return {row[0] for row in rows}
 
     async def dispose(self) -> None:
         await self.engine.dispose()

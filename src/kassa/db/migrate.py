@@ -18,6 +18,19 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
+def head_revisions() -> set[str]:
+    """The revisions a fully migrated database is at (read from the migration scripts, once)."""
+    from alembic.script import ScriptDirectory
+
+    global _heads
+    if _heads is None:
+        _heads = set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    return _heads
+
+
+_heads: set[str] | None = None
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate to `revision`. Runs in its own thread: Alembic's env starts its own event loop."""
     error: list[BaseException] = []

@@ -492,3 +492,36 @@ payouts = Table(
     Index("ix_payouts_merchant_pk_pk", "merchant_pk", "pk"),
     Index("ix_payouts_status", "status"),  # the worker's pass looks for sending and sent ones
 )
+
+
+# ----- the merchant dashboard's users and sessions (services/users.py, dashboard/) -------------------
+
+users = Table(
+    "users",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("merchant_pk", ForeignKey("merchants.pk", ondelete="CASCADE"), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),  # lower-cased; the sign-in name
+    Column("name", String(200)),
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("totp_secret", Text),  # sealed with the server key; set: a code is asked at sign-in
+    Column("totp_last_step", Integer),  # the last accepted code's time step: a code works once
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_sign_in_at", UTCDateTime),
+    Index("ix_users_merchant_pk", "merchant_pk"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    _pk(),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the cookie's token
+    Column("user_pk", ForeignKey("users.pk", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),  # signed out, or ended by a password change
+    Index("ix_user_sessions_user_pk", "user_pk"),
+)

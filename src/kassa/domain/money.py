@@ -72,12 +72,17 @@ class Money:
         return f"{self.currency}:{self.to_decimal_string()}"
 
     def display(self) -> str:
-        """Human form for pages and emails: `"10.50 USD"`; coins with more than 8 decimals lose
-        their trailing zeros (`"1.5 XMR"`), while BTC-like coins keep all 8, as wallets show them."""
+        """Human form for logs and merchants' texts: `"10.50 USD"` (pages and emails format it per
+        language, kassa.i18n)."""
+        return f"{self.display_number()} {self.currency}"
+
+    def display_number(self) -> str:
+        """The number as shown: `"10.50"`; coins with more than 8 decimals lose their trailing
+        zeros (`"1.5"` XMR), while BTC-like coins keep all 8, as wallets show them."""
         text = self.to_decimal_string()
         if self.spec.crypto and self.spec.exponent > 8 and "." in text:
             text = text.rstrip("0").rstrip(".")
-        return f"{text} {self.currency}"
+        return text
 
     @classmethod
     def from_decimal_string(cls, value: str, currency: str) -> Money:

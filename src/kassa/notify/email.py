@@ -4,6 +4,10 @@ Each email kind has ``templates/email/<kind>.txt`` (defining a ``subject`` block
 body) and ``<kind>.html`` (autoescaped). Test orders get "TEST — no real money" in the subject
 and at the top of both bodies.
 
+Customer emails are written in the context's ``language`` (the order's locale, chosen by the caller
+with :func:`kassa.i18n.negotiate`, which also formatted the amounts); merchant emails are English.
+Times are formatted here, in that language.
+
 :class:`SmtpMailer` raises :class:`MailDeliveryError` on any failure so that the caller's outbox
 can retry; ``permanent`` is set when the server refused the recipient or the message for good.
 :class:`RecordingMailer` stands in when no SMTP server is configured.
@@ -27,6 +31,8 @@ from typing import Any, Protocol
 import aiosmtplib
 import jinja2
 
+from kassa.i18n import ENGLISH, N_, SOURCE, Language, install, language
+
 __all__ = [
     "TEST_MARKER",
     "EmailKind",
@@ -44,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TEST_MARKER = "TEST — no real money"
+TEST_MARKER = N_("TEST — no real money")
 
 
 class EmailKind(StrEnum):
@@ -57,6 +63,7 @@ class EmailKind(StrEnum):
 
 
 _ORDER_KINDS = frozenset(EmailKind) - {EmailKind.MERCHANT_WEBHOOK_DISABLED, EmailKind.CUSTOMER_REFUND_ADDRESS}
+_MERCHANT_KINDS = frozenset({EmailKind.MERCHANT_ORDER_PAID, EmailKind.MERCHANT_WEBHOOK_DISABLED})
 _ADDRESS_RE = re.compile(r"[^@\s,;:<>()\[\]\\\"]+@[^@\s,;:<>()\[\]\\\"]+")
 
 
@@ -79,7 +86,8 @@ class EmailMessageSpec:
 
 @dataclass(frozen=True, slots=True)
 class OrderEmailContext:
-    """Everything the order emails show. Amounts arrive formatted (e.g. "10.50 USD")."""
+    """Everything the order emails show. Amounts arrive formatted in ``language`` (e.g. "$10.50"),
+    a code of kassa.i18n.LANGUAGES; merchant emails are English whatever it says."""
 
     order_id: str
     merchant_name: str
@@ -97,6 +105,7 @@ class OrderEmailContext:
     amount_received_display: str | None = None
     merchant_contact: str | None = None
     dashboard_url: str | None = None
+    language: str = SOURCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +133,12 @@ class RefundLinkContext:
     link: str
     merchant_contact: str | None = None
     test: bool = False
-
-
-def _utc(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        raise ValueError("email dates must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    language: str = SOURCE
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def _environment(code: str) -> jinja2.Environment:
+    """The email templates in one language; the `datetime` filter writes a time in it."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("kassa.notify", "templates/email"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -144,18 +147,21 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["utc"] = _utc
-    return env
+    lang = language(code)
+    env.filters["datetime"] = lang.datetime
+    return install(env, lang)
 
 
 def _render(kind: EmailKind, to: str, data: dict[str, Any], test: bool) -> EmailMessageSpec:
-    env = _environment()
+    lang: Language = ENGLISH if kind in _MERCHANT_KINDS else language(data.get("language") or SOURCE)
+    env = _environment(lang.code)
     text_template = env.get_template(f"{kind.value}.txt")
     context = text_template.new_context(data)
     subject = " ".join("".join(text_template.blocks["subject"](context)).split())
+    marker = lang.gettext(TEST_MARKER)
     if test:
-        subject = f"[{TEST_MARKER}] {subject}"
-    data = {**data, "subject": subject, "test_marker": TEST_MARKER}
+        subject = f"[{marker}] {subject}"
+    data = {**data, "subject": subject, "test_marker": marker}
     return EmailMessageSpec(
         to=to,
         subject=subject,

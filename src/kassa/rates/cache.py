@@ -36,6 +36,11 @@ class RateCache:
         self._rates: dict[Pair, Rate] = {}
         self._inflight: dict[Pair, asyncio.Task[Rate]] = {}
 
+    def ages(self) -> dict[Pair, tuple[float, bool]]:
+        """Each cached pair's age in seconds and whether it is still served (for /metrics)."""
+        ages = {pair: self._age(rate) for pair, rate in self._rates.items()}
+        return {pair: (age.total_seconds(), age < self._max_age) for pair, age in ages.items()}
+
     def _age(self, rate: Rate) -> timedelta:
         return self._clock.now() - rate.fetched_at
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 
 from kassa.db.database import Tx
 from kassa.db.tables import deliveries, emails, events, merchants, webhook_endpoints
-from kassa.domain.money import Money
+from kassa.i18n import ENGLISH, Language, negotiate
 from kassa.ids import new_id
 from kassa.notify.email import (
     EmailKind,
@@ -48,7 +48,12 @@ async def emit(
     now: datetime,
     callback_url: str | None = None,
     customer_email: str | None = None,
+    customer_locale: str | None = None,
+    only_to: tuple[int, str, str] | None = None,
 ) -> str:
+    """Record an event, its deliveries and its emails; customer emails are written in
+    `customer_locale` (the order's), else English. `only_to` (an endpoint's pk, id and URL): one
+    delivery there and nothing else (a test event)."""
     event_id = new_id("evt")
     event_pk = (
         await tx.conn.execute(
@@ -68,6 +73,13 @@ async def emit(
             .returning(events.c.pk)
         )
     ).scalar_one()
+    if only_to is not None:
+        pk, channel, url = only_to
+        await tx.conn.execute(
+            insert(deliveries), [_delivery(merchant_pk, event_pk, pk, url, channel, order_id, now)]
+        )
+        tx.work_queued()
+        return event_id
     merchant = await _merchant(tx, merchant_pk)
     targets = [
         (ep["pk"], ep["id"], ep["url"])
@@ -86,9 +98,10 @@ async def emit(
         await tx.conn.execute(insert(deliveries), rows)
         tx.work_queued()
     if object_type == "order":
-        await _queue_emails(tx, merchant_pk, merchant, type, data, customer_email, now)
+        await _queue_emails(tx, merchant_pk, merchant, type, data, customer_email, customer_locale, now)
     elif type == "refund.created" and data.get("destination_url") and customer_email:
-        await _queue_refund_link(tx, merchant_pk, merchant, data, customer_email, now)
+        lang = negotiate(order_locale=customer_locale)
+        await _queue_refund_link(tx, merchant_pk, merchant, data, customer_email, lang, now)
     return event_id
 
 
@@ -159,16 +172,17 @@ async def _queue_emails(
     type: str,
     order: dict[str, Any],
     customer_email: str | None,
+    customer_locale: str | None,
     now: datetime,
 ) -> None:
     messages = []
     kind = CUSTOMER_EMAILS.get(type)
     if kind is not None and customer_email:
-        messages.append(render_order_email(kind, _context(merchant, order), customer_email))
+        lang = negotiate(order_locale=customer_locale)
+        messages.append(render_order_email(kind, _context(merchant, order, lang), customer_email))
     if type == "order.paid" and merchant["notify_paid_email"] and merchant["email"]:
-        messages.append(
-            render_order_email(EmailKind.MERCHANT_ORDER_PAID, _context(merchant, order), merchant["email"])
-        )
+        context = _context(merchant, order, ENGLISH)
+        messages.append(render_order_email(EmailKind.MERCHANT_ORDER_PAID, context, merchant["email"]))
     for msg in messages:
         await queue_email(tx, merchant_pk, msg, order["id"], now)
 
@@ -179,27 +193,29 @@ async def _queue_refund_link(
     merchant: dict[str, Any],
     refund: dict[str, Any],
     customer_email: str,
+    lang: Language,
     now: datetime,
 ) -> None:
     """A refund waits for the customer's address and Kassa knows their email: send them the link."""
     context = RefundLinkContext(
         merchant_name=merchant["name"],
         order_id=refund["order"],
-        amount_display=Money(refund["amount"], refund["currency"]).display(),
+        amount_display=lang.money(refund["amount"], refund["currency"]),
         link=refund["destination_url"],
         merchant_contact=merchant["email"],
         test=refund["test"],
+        language=lang.code,
     )
     await queue_email(tx, merchant_pk, render_refund_link(context, customer_email), refund["order"], now)
 
 
-def _context(merchant: dict[str, Any], order: dict[str, Any]) -> OrderEmailContext:
+def _context(merchant: dict[str, Any], order: dict[str, Any], lang: Language) -> OrderEmailContext:
     received = order.get("amount_received") or 0
     pay_currency = order.get("payment_currency") or order["currency"]
     return OrderEmailContext(
         order_id=order["id"],
         merchant_name=merchant["name"],
-        amount_display=Money(order["amount"], order["currency"]).display(),
+        amount_display=lang.money(order["amount"], order["currency"]),
         description=order.get("description"),
         checkout_url=order["checkout_url"],
         status=order["status"],
@@ -210,8 +226,9 @@ def _context(merchant: dict[str, Any], order: dict[str, Any]) -> OrderEmailConte
         merchant_order_id=order.get("order_id"),
         customer_email=order.get("email"),
         underpaid=order.get("exception") == "underpaid",
-        amount_received_display=Money(received, pay_currency).display() if received else None,
+        amount_received_display=lang.money(received, pay_currency) if received else None,
         merchant_contact=merchant["email"],
+        language=lang.code,
     )
 
 

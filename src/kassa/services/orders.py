@@ -11,11 +11,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Select, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -57,7 +57,7 @@ from kassa.services.quotes import Quoter
 from kassa.services.refund_links import RefundLinks
 from kassa.services.refund_rules import due_by_rule
 from kassa.services.ttl_cache import TTLCache
-from kassa.services.views import Row, order_view, payment_view, refund_view
+from kassa.services.views import SUMMARY_COLUMNS, Row, order_summary, order_view, payment_view, refund_view
 
 log = logging.getLogger("kassa.orders")
 
@@ -316,6 +316,7 @@ class OrderService:
                     now=now,
                     callback_url=req.callback_url,
                     customer_email=req.email,
+                    customer_locale=req.locale,
                 )
                 # No announcement: nobody can be waiting on an order that did not exist.
         except IntegrityError:
@@ -391,26 +392,29 @@ class OrderService:
         created_lt: datetime | None = None,
         merchant_order_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        query = select(orders).where(orders.c.merchant_pk == merchant_pk)
-        if status is not None:
-            query = query.where(orders.c.status == status)
-        if created_gte is not None:
-            query = query.where(orders.c.created_at >= created_gte)
-        if created_lt is not None:
-            query = query.where(orders.c.created_at < created_lt)
-        if merchant_order_id is not None:
-            query = query.where(orders.c.merchant_order_id == merchant_order_id)
+        query = _listed(select(orders), merchant_pk, status, created_gte, created_lt, merchant_order_id)
         async with self.db.snapshot() as conn:
-            page, more = await newest_first(
-                conn,
-                orders,
-                query,
-                orders.c.merchant_pk == merchant_pk,
-                limit=limit,
-                starting_after=starting_after,
-                noun="order",
-            )
+            page, more = await _newest_orders(conn, query, merchant_pk, limit, starting_after)
             return await self._views(conn, page), more
+
+    async def summaries(
+        self,
+        merchant_pk: int,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        status: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        merchant_order_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """`page`'s orders, filters and cursor, as one line each (the dashboard's list): the order's
+        own columns only, in one query, without its quotes and payments."""
+        columns = [orders.c[c] for c in SUMMARY_COLUMNS]
+        query = _listed(select(*columns), merchant_pk, status, created_gte, created_lt, merchant_order_id)
+        async with self.db.read() as conn:
+            page, more = await _newest_orders(conn, query, merchant_pk, limit, starting_after)
+        return [order_summary(r) for r in page], more
 
     async def _find(self, conn: AsyncConnection, merchant_pk: int, ref: str, lock: bool = False) -> Any:
         """By Kassa id, else by the merchant's own order id; never another merchant's order."""
@@ -538,6 +542,23 @@ class OrderService:
         async with self.db.snapshot() as conn:
             rows = [r._mapping for r in await conn.execute(query)]
             return await self._views(conn, rows)
+
+    async def paid_volume(self, merchant_pk: int, days: int = 30) -> dict[str, dict[date, int]]:
+        """Per currency, the amount of the orders paid on each of the last `days` days (UTC), in
+        minor units; days without a payment are left out."""
+        since = datetime.combine(self.clock.now().date() - timedelta(days=days - 1), time(), tzinfo=UTC)
+        query = select(orders.c.paid_at, orders.c.currency, orders.c.amount).where(
+            orders.c.merchant_pk == merchant_pk,
+            orders.c.status == OrderStatus.PAID.value,
+            orders.c.paid_at >= since,
+        )
+        volume: dict[str, dict[date, int]] = {}
+        async with self.db.read() as conn:
+            for row in await conn.execute(query):
+                day = row.paid_at.astimezone(UTC).date()
+                per_day = volume.setdefault(row.currency, {})
+                per_day[day] = per_day.get(day, 0) + row.amount
+        return volume
 
     async def choose_method(self, merchant_pk: int | None, ref: str, method: str) -> dict[str, Any]:
         """Pick the payment method; allocates its destination (a rail call, outside any transaction)
@@ -886,6 +907,7 @@ class OrderService:
                 now=now,
                 callback_url=row["callback_url"],
                 customer_email=row["email"],
+                customer_locale=row["locale"],
             )
         for refund in rule_refunds:
             seq += 1
@@ -902,8 +924,44 @@ class OrderService:
                 now=now,
                 callback_url=row["callback_url"],
                 customer_email=row["email"],
+                customer_locale=row["locale"],
             )
         tx.order_changed(row["id"])
+
+
+async def _newest_orders(
+    conn: AsyncConnection, query: Select[Any], merchant_pk: int, limit: int, starting_after: str | None
+) -> tuple[list[Any], bool]:
+    return await newest_first(
+        conn,
+        orders,
+        query,
+        orders.c.merchant_pk == merchant_pk,
+        limit=limit,
+        starting_after=starting_after,
+        noun="order",
+    )
+
+
+def _listed(
+    query: Select[Any],
+    merchant_pk: int,
+    status: str | None,
+    created_gte: datetime | None,
+    created_lt: datetime | None,
+    merchant_order_id: str | None,
+) -> Select[Any]:
+    """A merchant's orders with the list filters of the API and the dashboard."""
+    query = query.where(orders.c.merchant_pk == merchant_pk)
+    if status is not None:
+        query = query.where(orders.c.status == status)
+    if created_gte is not None:
+        query = query.where(orders.c.created_at >= created_gte)
+    if created_lt is not None:
+        query = query.where(orders.c.created_at < created_lt)
+    if merchant_order_id is not None:
+        query = query.where(orders.c.merchant_order_id == merchant_order_id)
+    return query
 
 
 def _methods(configs: list[RailConfig], requested: list[str] | None) -> list[tuple[MethodSpec, RailConfig]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,10 +23,19 @@ UNSETTLED_HORIZON = timedelta(days=2)
 
 
 class RailReporter:
-    def __init__(self, db: Database, orders_service: OrderService, config: RailConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        orders_service: OrderService,
+        config: RailConfig,
+        on_pass: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_pass` is told each time the watcher starts a pass (every watcher asks for the pending
+        references once a pass): how the worker measures a watcher's lag."""
         self.db = db
         self.orders = orders_service
         self.config = config
+        self.on_pass = on_pass
 
     async def report(self, sighting: Sighting) -> None:
         columns = (orders.c.pk, orders.c.id, orders.c.method, quotes.c.method.label("quote_method"))
@@ -89,6 +99,8 @@ class RailReporter:
             log.warning("%s: order %s: %s", self.config.rail, row.id, exc.message)
 
     async def pending_references(self) -> set[str]:
+        if self.on_pass is not None:
+            self.on_pass()
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(payments.c.reference).where(

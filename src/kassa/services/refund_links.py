@@ -1,13 +1,15 @@
 """The customer's refund link: where Kassa asks a payer for the address to send a refund to.
 
 The link carries the refund's id signed with the server key (itsdangerous, with its own salt) and
-the time it was made; it works for `KASSA_REFUND_LINK_DAYS` days. Nothing is stored: a link made
-again is as good as the first. Whoever has the link can only say where that one refund goes, once,
+the time it was made; it works for `KASSA_REFUND_LINK_DAYS` days, also after a key rotation while
+the retired key is in `KASSA_OLD_SECRET_KEYS`. Nothing is stored: a link made again is as good as
+the first. Whoever has the link can only say where that one refund goes, once,
 and only to an address its rail accepts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -26,12 +28,16 @@ class LinkExpired(Exception):
 
 
 class RefundLinks:
-    def __init__(self, secret: str, base_url: str, max_age: timedelta, clock: Clock) -> None:
+    def __init__(
+        self, secret: str, base_url: str, max_age: timedelta, clock: Clock, old_secrets: Sequence[str] = ()
+    ) -> None:
         class ClockSigner(TimestampSigner):  # Kassa's clock, so tests can move time
             def get_timestamp(self) -> int:
                 return int(clock.now().timestamp())
 
-        self.serializer = URLSafeTimedSerializer(secret, salt=SALT, signer=ClockSigner)
+        # itsdangerous signs with the last key and verifies against each (hmac.compare_digest).
+        keys = [*reversed(old_secrets), secret]
+        self.serializer = URLSafeTimedSerializer(keys, salt=SALT, signer=ClockSigner)
         self.base_url = base_url
         self.max_age = max_age
 

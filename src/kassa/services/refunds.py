@@ -168,17 +168,23 @@ class RefundService:
             )
             return [self._view(r._mapping, order_id) for r in rows]
 
-    async def for_link(self, token: str) -> tuple[dict[str, Any], str]:
-        """The refund a customer's link names, with its merchant's name (LinkInvalid, LinkExpired)."""
+    async def for_link(self, token: str) -> tuple[dict[str, Any], str, str | None]:
+        """The refund a customer's link names, with its merchant's name and the order's locale
+        (LinkInvalid, LinkExpired)."""
         row = await self._by_link(token)
-        return self._view(row, row["order_id"]), row["merchant"]
+        return self._view(row, row["order_id"]), row["merchant"], row["order_locale"]
 
     async def _by_link(self, token: str) -> dict[str, Any]:
         refund_id = self.links.read(token)
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(refunds, orders.c.id.label("order_id"), merchants.c.name.label("merchant"))
+                    select(
+                        refunds,
+                        orders.c.id.label("order_id"),
+                        orders.c.locale.label("order_locale"),
+                        merchants.c.name.label("merchant"),
+                    )
                     .join(orders, orders.c.pk == refunds.c.order_pk)
                     .join(merchants, merchants.c.pk == refunds.c.merchant_pk)
                     .where(refunds.c.id == refund_id)
@@ -479,5 +485,6 @@ class RefundService:
             now=now,
             callback_url=order["callback_url"],
             customer_email=order["email"],
+            customer_locale=order["locale"],
         )
         tx.order_changed(order["id"])

@@ -70,6 +70,29 @@ def contract_hash_of(o: Row) -> bytes:
     )
 
 
+SUMMARY_COLUMNS = (
+    "pk", "id", "merchant_order_id", "status", "exception", "amount", "currency", "method", "test",
+    "created_at", "paid_at",
+)  # fmt: skip
+
+
+def order_summary(o: Row) -> dict[str, Any]:
+    """An order in one line (the dashboard's list): named as in `order_view`."""
+    return {
+        "id": o["id"],
+        "object": "order",
+        "order_id": o["merchant_order_id"],
+        "status": o["status"],
+        "exception": o["exception"],
+        "amount": o["amount"],
+        "currency": o["currency"],
+        "method": o["method"],
+        "test": o["test"],
+        "created_at": iso(o["created_at"]),
+        "paid_at": iso(o["paid_at"]),
+    }
+
+
 def order_view(
     o: Row,
     quotes: Sequence[Row],

@@ -23,9 +23,10 @@ from kassa.errors import InvalidRequest, NotFound
 from kassa.ids import new_id
 from kassa.notify.outbound import UnsafeTarget, validate_target_url
 from kassa.notify.signing import new_secret
-from kassa.services.events import callback_channel
+from kassa.services.events import callback_channel, emit
 from kassa.services.views import Row, iso
 
+TEST_EVENT = "webhook.test"  # sent to one endpoint on request (WebhookService.send_test), never subscribed to
 EVENT_TYPES = (
     "order.created",
     "order.processing",
@@ -434,12 +435,63 @@ class WebhookService:
                 starting_after=starting_after,
                 noun="delivery",
             )
-            attempts: dict[int, list[Row]] = {}
-            if page:
-                for a in await conn.execute(
-                    select(delivery_attempts)
-                    .where(delivery_attempts.c.delivery_pk.in_([r["pk"] for r in page]))
-                    .order_by(delivery_attempts.c.pk)
-                ):
-                    attempts.setdefault(a.delivery_pk, []).append(a._mapping)
-        return [delivery_view(r, attempts.get(r["pk"], [])) for r in page], more
+            return await _with_attempts(conn, page), more
+
+    async def order_deliveries(
+        self, merchant_pk: int, order_id: str, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """An order's deliveries to endpoints and to its callback URL, oldest first (the dashboard's
+        timeline), with their attempts."""
+        async with self.db.read() as conn:
+            query = (
+                select(
+                    deliveries,
+                    events.c.id.label("event_id"),
+                    events.c.type.label("event_type"),
+                    webhook_endpoints.c.id.label("endpoint_id"),
+                )
+                .join(events, events.c.pk == deliveries.c.event_pk)
+                .outerjoin(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
+                .where(deliveries.c.merchant_pk == merchant_pk, deliveries.c.order_id == order_id)
+                .order_by(deliveries.c.pk)
+                .limit(limit)
+            )
+            return await _with_attempts(conn, [r._mapping for r in await conn.execute(query)])
+
+    async def send_test(self, merchant_pk: int, endpoint_id: str) -> str:
+        """Queue a `webhook.test` event for one endpoint only (the dashboard's "send test event"): it
+        goes through the same signing, delivery and log as every other event. Its id."""
+        now = self.clock.now()
+        async with self.db.transaction() as tx:
+            endpoint = await self._endpoint(tx.conn, merchant_pk, endpoint_id)
+            if endpoint["format"] != "kassa":
+                raise InvalidRequest(
+                    f"test events go to Kassa-format endpoints; this one speaks {endpoint['format']}",
+                    param="endpoint",
+                )
+            return await emit(
+                tx,
+                merchant_pk=merchant_pk,
+                type=TEST_EVENT,
+                object_type="webhook_endpoint",
+                object_id=endpoint_id,
+                order_id=None,
+                sequence=0,
+                data={"id": endpoint_id, "object": "webhook_endpoint", "message": "a test from Kassa"},
+                test=True,
+                now=now,
+                only_to=(endpoint["pk"], endpoint_id, endpoint["url"]),
+            )
+
+
+async def _with_attempts(conn: AsyncConnection, rows: list[Row]) -> list[dict[str, Any]]:
+    """Delivery views, each with its attempts (one query for all of them)."""
+    attempts: dict[int, list[Row]] = {}
+    if rows:
+        for a in await conn.execute(
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_pk.in_([r["pk"] for r in rows]))
+            .order_by(delivery_attempts.c.pk)
+        ):
+            attempts.setdefault(a.delivery_pk, []).append(a._mapping)
+    return [delivery_view(r, attempts.get(r["pk"], [])) for r in rows]

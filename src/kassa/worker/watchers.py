@@ -92,7 +92,12 @@ class WatcherSupervisor:
 
     async def _watch(self, config: RailConfig) -> None:
         key = (config.merchant_pk, config.rail)
-        reporter = RailReporter(self.runtime.db, self.runtime.orders, config)
+        entry = self.runtime.watcher_health.setdefault(f"{config.merchant_id}/{config.rail}", {})
+
+        def passed() -> None:
+            entry["last_pass"] = iso(self.runtime.clock.now())
+
+        reporter = RailReporter(self.runtime.db, self.runtime.orders, config, on_pass=passed)
         event = self.runtime.watcher_events.setdefault(key, asyncio.Event())
 
         async def wake(seconds: float) -> bool:

@@ -1,6 +1,7 @@
 /* Kassa checkout: live status (long polling), countdown, copy button, test buttons, and the
    hand-over to a card gateway's page.
-   The page works without this script; it only makes the page update in place. */
+   The page works without this script; it only makes the page update in place. Its words come
+   translated from the page (data-text-* on <main>). */
 (function () {
   "use strict";
   var onward = document.querySelector("form[data-autosubmit]");
@@ -22,6 +23,8 @@
   var leaving = false;
   var failures = 0;
 
+  function word(name) { return main.getAttribute("data-text-" + name) || ""; }
+
   function setStatus(tone, title, message) {
     statusBox.className = "status status--" + tone;
     titleEl.textContent = title;
@@ -30,10 +33,8 @@
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
-  function format(s) {
-    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
-    var rest = pad(s % 60);
-    if (d) return d + " d " + h + ":" + pad(m) + ":" + rest;
+  function format(s) {  /* as the server's format_duration: digits only, hours unbounded */
+    var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), rest = pad(s % 60);
     if (h) return h + ":" + pad(m) + ":" + rest;
     return m + ":" + rest;
   }
@@ -45,7 +46,7 @@
     var deadline = Date.now() + parseInt(el.getAttribute("data-seconds-left"), 10) * 1000;
     function update() {
       var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
-      el.textContent = format(left) + (left === 0 ? " (time is up)" : "");
+      el.textContent = left === 0 ? word("time-up") : format(left);
       if (left === 0 && tick) { clearInterval(tick); tick = null; }
     }
     update();
@@ -75,7 +76,7 @@
     setStatus(s.tone, s.title, s.message);
     if (s.redirect_url && /^https?:\/\//i.test(s.redirect_url)) {
       leaving = true;
-      setStatus("success", "Paid", "Payment confirmed. Taking you back to the shop\u2026");
+      setStatus("success", word("paid"), word("leaving"));
       setTimeout(function () { window.location.assign(s.redirect_url); }, 1500);
     }
     return refreshPanel();
@@ -84,7 +85,8 @@
   function poll() {
     if (leaving) return;
     var started = Date.now();
-    fetch(statusUrl + "?version=" + version + "&timeout_ms=25000", {
+    var join = statusUrl.indexOf("?") < 0 ? "?" : "&";
+    fetch(statusUrl + join + "version=" + version + "&timeout_ms=25000", {
       cache: "no-store", credentials: "same-origin", headers: { Accept: "application/json" }
     })
       .then(function (r) {
@@ -111,7 +113,7 @@
     var result = button.parentNode.querySelector("[data-copy-result]");
     if (!source) return;
     function done(ok) {
-      if (result) result.textContent = ok ? "Address copied." : "Copy failed: select the address and copy it.";
+      if (result) result.textContent = ok ? word("copied") : word("copy-failed");
     }
     function fallback() {
       var range = document.createRange();
@@ -146,10 +148,10 @@
         if (answer.redirect_url && /^https?:\/\//i.test(answer.redirect_url)) {
           window.location.assign(answer.redirect_url);
         } else if (!answer.ok) {
-          setStatus("warning", "Not done", answer.message);
+          setStatus("warning", word("not-done"), answer.message);
         }
       })
-      .catch(function () { setStatus("warning", "Not done", "The request failed; please try again."); })
+      .catch(function () { setStatus("warning", word("not-done"), word("failed")); })
       .then(function () { if (button && document.body.contains(button)) button.disabled = false; });
   });
 
