@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kassa.clock import Clock
@@ -413,17 +413,7 @@ class WebhookService:
     ) -> tuple[list[dict[str, Any]], bool]:
         async with self.db.read() as conn:
             endpoint = await self._endpoint(conn, merchant_pk, endpoint_id)
-            query = (
-                select(
-                    deliveries,
-                    events.c.id.label("event_id"),
-                    events.c.type.label("event_type"),
-                    webhook_endpoints.c.id.label("endpoint_id"),
-                )
-                .join(events, events.c.pk == deliveries.c.event_pk)
-                .join(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
-                .where(deliveries.c.endpoint_pk == endpoint["pk"])
-            )
+            query = _delivery_log().where(deliveries.c.endpoint_pk == endpoint["pk"])
             if only is not None:
                 query = query.where(deliveries.c.id == only)
             page, more = await newest_first(
@@ -444,14 +434,7 @@ class WebhookService:
         timeline), with their attempts."""
         async with self.db.read() as conn:
             query = (
-                select(
-                    deliveries,
-                    events.c.id.label("event_id"),
-                    events.c.type.label("event_type"),
-                    webhook_endpoints.c.id.label("endpoint_id"),
-                )
-                .join(events, events.c.pk == deliveries.c.event_pk)
-                .outerjoin(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
+                _delivery_log()
                 .where(deliveries.c.merchant_pk == merchant_pk, deliveries.c.order_id == order_id)
                 .order_by(deliveries.c.pk)
                 .limit(limit)
@@ -482,6 +465,20 @@ class WebhookService:
                 now=now,
                 only_to=(endpoint["pk"], endpoint_id, endpoint["url"]),
             )
+
+
+def _delivery_log() -> Select[Any]:
+    """Deliveries with their event's id and type and their endpoint's id (none for a callback)."""
+    return (
+        select(
+            deliveries,
+            events.c.id.label("event_id"),
+            events.c.type.label("event_type"),
+            webhook_endpoints.c.id.label("endpoint_id"),
+        )
+        .join(events, events.c.pk == deliveries.c.event_pk)
+        .outerjoin(webhook_endpoints, webhook_endpoints.c.pk == deliveries.c.endpoint_pk)
+    )
 
 
 async def _with_attempts(conn: AsyncConnection, rows: list[Row]) -> list[dict[str, Any]]:
