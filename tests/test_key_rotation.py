@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -25,6 +23,7 @@ from kassa.db.migrate import upgrade
 from kassa.runtime import Runtime, build_runtime
 from kassa.services.key_rotation import SEALED
 from kassa.services.refund_links import LinkInvalid, RefundLinks
+from tests.support.pg_databases import fresh_database
 
 KEY_A = "a" * 16 + "0123456789abcdef0123456789abcdef"
 KEY_B = "b" * 16 + "fedcba9876543210fedcba9876543210"
@@ -110,23 +109,9 @@ def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
-    name = f"kassa_rotate_{uuid.uuid4().hex[:12]}"
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        url = database_url.rsplit("/", 1)[0] + "/" + name
+    with fresh_database(database_url, "kassa_rotate") as url:
         upgrade(url)
         yield url
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def with_runtime(url: str, key: str, old: list[str], work: Callable[[Runtime], Awaitable[T]]) -> T:

@@ -165,8 +165,6 @@ def test_metrics_count_requests_orders_and_deliveries(watched: KassaServer) -> N
     count = ("kassa_http_request_duration_seconds_count", (("route", "/api/v1/orders"),))
     assert after[count] - before.get(count, 0) == 3
     # Orders by status and undelivered webhooks: the database's own counts.
-    with watched.admin() as admin:
-        assert admin.get("/api/v1/merchants").status_code == 200
     open_now = after[("kassa_orders", (("status", "open"),))]
     assert open_now - before[("kassa_orders", (("status", "open"),))] >= 2  # other tests run alongside
     assert ("kassa_orders", (("status", "canceled"),)) in after  # every status, zero included

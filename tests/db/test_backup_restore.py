@@ -10,7 +10,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from kassa.cli import app
 from kassa.db.migrate import alembic_config
 from kassa.db.tables import metadata
 from tests.api.test_ledger_api import paid_order
+from tests.support.pg_databases import dsn, fresh_database
 from tests.support.server import KassaServer
 
 pytestmark = pytest.mark.slow
@@ -44,30 +44,14 @@ def pg_binary(name: str) -> str:
     return found
 
 
-def dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn(server_url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def databases(postgres_url: str) -> Iterator[tuple[str, str]]:
     """Two new databases on the test PostgreSQL server: the original and the one restored into."""
-    names = [f"kassa_backup_{uuid.uuid4().hex[:10]}", f"kassa_restored_{uuid.uuid4().hex[:10]}"]
-    for name in names:
-        asyncio.run(admin(postgres_url, f"CREATE DATABASE {name}"))
-    try:
-        original, restored = (postgres_url.rsplit("/", 1)[0] + "/" + name for name in names)
+    with (
+        fresh_database(postgres_url, "kassa_backup") as original,
+        fresh_database(postgres_url, "kassa_restored") as restored,
+    ):
         yield original, restored
-    finally:
-        for name in names:
-            asyncio.run(admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def pg_args(url: str) -> tuple[list[str], dict[str, str]]:

@@ -12,25 +12,23 @@ workers send those messages again, with the same webhook-id.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from kassa.db.tables import deliveries
+from tests.support.pg_databases import fresh_database as new_database
 from tests.support.server import KassaServer
 from tests.webhooks.test_reliability import (
     PAID_FLOW,
@@ -54,21 +52,8 @@ pytestmark = [
 @pytest.fixture
 def fresh_database(postgres_url: str) -> Iterator[str]:
     """A new, empty database on the test PostgreSQL server, dropped afterwards."""
-    name = f"kassa_crash_{uuid.uuid4().hex[:12]}"
-    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    try:
-        yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with new_database(postgres_url, "kassa_crash") as url:
+        yield url
 
 
 class Workers:

@@ -86,14 +86,19 @@ def _start(day: date | None) -> datetime | None:
     return datetime.combine(day, time(), tzinfo=UTC) if day else None
 
 
-def _shown(order: dict[str, Any], field: str) -> str:
+def _amount(order: dict[str, Any], field: str) -> Money | None:
+    """`amount` in the order's currency, `amount_received` in the payment's."""
     value = order.get(field)
-    if field in ("amount", "amount_received") and value is not None:
-        currency = (
-            order["currency"] if field == "amount" else order.get("payment_currency") or order["currency"]
-        )
-        return Money(int(value), currency).display()
-    return "" if value is None else str(value)
+    if value is None:
+        return None
+    currency = order["currency"] if field == "amount" else order.get("payment_currency") or order["currency"]
+    return Money(int(value), currency)
+
+
+def _shown(order: dict[str, Any], field: str) -> str:
+    amount = _amount(order, field) if field in ("amount", "amount_received") else None
+    value = order.get(field)
+    return amount.display() if amount is not None else ("" if value is None else str(value))
 
 
 @router.get("/orders")
@@ -146,13 +151,9 @@ async def orders_csv(request: Request, user: SignedIn = Depends(signed_in)) -> R
 
 def _shown_raw(order: dict[str, Any], field: str) -> str:
     """CSV cells: amounts as exact decimal text in their currency (not the display with its code)."""
+    amount = _amount(order, field) if field in ("amount", "amount_received") else None
     value = order.get(field)
-    if field in ("amount", "amount_received") and value is not None:
-        currency = (
-            order["currency"] if field == "amount" else order.get("payment_currency") or order["currency"]
-        )
-        return Money(int(value), currency).to_decimal_string()
-    return "" if value is None else str(value)
+    return amount.to_decimal_string() if amount is not None else ("" if value is None else str(value))
 
 
 def _csv_cell(value: str) -> str:
