@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -247,6 +249,56 @@ def test_list_and_pagination(api: httpx.Client) -> None:
     assert ids[-1] in [o["id"] for o in newer["data"]]
     older = api.get("/api/v1/orders", params={"created_lt": created}).json()
     assert ids[-1] not in [o["id"] for o in older["data"]]
+
+
+def test_list_filters_in_every_combination(
+    api: httpx.Client, kassa: KassaServer, merchant: tuple[str, str]
+) -> None:
+    """The list statement is built once per combination of filters (services/orders.py): every
+    combination, with and without a cursor, in both the API's full views and the dashboard's lines,
+    gives exactly the orders a plain filter of all of them gives, newest first."""
+    made = [create(api, order_id=f"combo-{i}") for i in range(9)]
+    for order in made[::4]:
+        api.post(f"/api/v1/orders/{order['id']}/cancel").raise_for_status()
+    everything = api.get("/api/v1/orders", params={"limit": 100}).json()["data"]
+    assert {o["id"] for o in made} <= {o["id"] for o in everything}
+    middle = made[4]["created_at"]
+    choices: dict[str, list[Any]] = {
+        "status": [None, "canceled"],
+        "created_gte": [None, middle],
+        "created_lt": [None, middle],
+        "order_id": [None, "combo-1", "combo-6"],
+        "starting_after": [None, made[7]["id"]],
+    }
+    merchant_pk = kassa.call(kassa.runtime.merchants.get(merchant[0])).pk
+    for values in itertools.product(*choices.values()):
+        given = {k: v for k, v in zip(choices, values, strict=True) if v is not None}
+        expected = [o["id"] for o in everything]
+        if "starting_after" in given:
+            expected = expected[expected.index(given["starting_after"]) + 1 :]
+        expected = [
+            o["id"]
+            for o in everything
+            if o["id"] in expected
+            and given.get("status", o["status"]) == o["status"]
+            and given.get("order_id", o["order_id"]) == o["order_id"]
+            and o["created_at"] >= given.get("created_gte", "")
+            and o["created_at"] < given.get("created_lt", "~")
+        ]
+        listed = api.get("/api/v1/orders", params={**given, "limit": 100})
+        assert [o["id"] for o in listed.json()["data"]] == expected, given
+        lines, more = kassa.call(
+            kassa.runtime.orders.summaries(
+                merchant_pk,
+                limit=100,
+                starting_after=given.get("starting_after"),
+                status=given.get("status"),
+                created_gte=datetime.fromisoformat(given["created_gte"]) if "created_gte" in given else None,
+                created_lt=datetime.fromisoformat(given["created_lt"]) if "created_lt" in given else None,
+                merchant_order_id=given.get("order_id"),
+            )
+        )
+        assert [o["id"] for o in lines] == expected and more is False, given
 
 
 def test_events_written_with_the_changes(api: httpx.Client, kassa: KassaServer) -> None:

@@ -159,7 +159,14 @@ def test_metrics_count_requests_orders_and_deliveries(watched: KassaServer) -> N
         ]
         api.get(f"/api/v1/orders/{ids[0]}").raise_for_status()
         api.post("/api/v1/test/payments", json={"order": ids[0], "amount": 5}).raise_for_status()
+    # The dashboard is mounted at /dashboard: its routes count under their whole template.
+    assert httpx.get(f"{watched.base_url}/dashboard/orders/{ids[0]}").status_code == 303  # to sign in
+    page = (
+        "kassa_http_requests_total",
+        (("method", "GET"), ("route", "/dashboard/orders/{order_id}"), ("status", "303")),
+    )
     after = scrape()
+    assert after[page] - before.get(page, 0) == 1
     assert after[created] - before.get(created, 0) == 3
     assert after[read] - before.get(read, 0) == 1
     count = ("kassa_http_request_duration_seconds_count", (("route", "/api/v1/orders"),))

@@ -24,6 +24,9 @@ def test_pages_need_a_session(anon: httpx.Client) -> None:
         assert r.status_code == 303 and r.headers["location"] == f"/dashboard/login?next={path}"
     r = anon.post("/dashboard/keys", data={"csrf": "x", "scopes": "orders:read"})
     assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/login")
+    home = anon.get("/dashboard", follow_redirects=True)  # the bare prefix: to the list, so to sign in
+    assert home.status_code == 200 and home.url.path == "/dashboard/login", home.url
+    assert anon.get("/dashboard/no-such-page").status_code == 404
 
 
 def test_sign_in_cookies_and_sign_out(kassa: KassaServer, merchant: tuple[str, str]) -> None:

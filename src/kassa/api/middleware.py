@@ -75,12 +75,17 @@ def route_template(scope: Scope) -> str:
 
     FastAPI 0.165 includes routers lazily: `scope["route"]` is the route as declared, without the
     prefixes it was included under, and the full template is only kept in FastAPI's per-request
-    context (private; its absence is caught by tests/api/test_operations.py on upgrade)."""
+    context (private; its absence is caught by tests/api/test_operations.py on upgrade). A route
+    inside a Mount (the dashboard) is declared below the mount's path, which Starlette adds to
+    `root_path` above the app's own (`app_root_path`)."""
     if ROUTE_KEY in scope:
         return str(scope[ROUTE_KEY])
     context = fastapi_routing._get_scope_effective_route_context(scope)
     path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
-    return str(path) if path else "unmatched"
+    if not path:
+        return "unmatched"
+    mount = str(scope.get("root_path", ""))[len(scope["app_root_path"]) :] if "app_root_path" in scope else ""
+    return mount + str(path)
 
 
 class RequestLogMiddleware:

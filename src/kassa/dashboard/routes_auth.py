@@ -21,7 +21,7 @@ from kassa.dashboard.pages import (
 from kassa.errors import KassaError
 from kassa.services.users import SignedIn, UserService
 
-router = APIRouter(prefix=PATH, include_in_schema=False, route_class=PageRoute)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)  # mounted at PATH (api/app.py)
 
 
 def _address(request: Request) -> str:
@@ -43,8 +43,7 @@ async def static_asset(request: Request, name: str) -> Response:
     return ASSETS.response(request, name)
 
 
-@router.get("")
-@router.get("/")
+@router.get("/")  # "/dashboard" comes here too, by the app's trailing-slash redirect
 async def home() -> Response:
     return redirect(PATH + "/orders")
 

@@ -22,7 +22,7 @@ from kassa.errors import InvalidRequest
 from kassa.runtime import Runtime
 from kassa.services.users import SignedIn
 
-router = APIRouter(prefix=PATH, include_in_schema=False, route_class=PageRoute)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)  # mounted at PATH (api/app.py)
 PAGE_SIZE = 25
 CSV_MAX = 100_000  # rows in one export; narrow the dates for more
 CSV_COLUMNS = (

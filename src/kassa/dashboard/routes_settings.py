@@ -21,7 +21,7 @@ from kassa.services.api_keys import MERCHANT_SCOPES
 from kassa.services.users import SignedIn
 from kassa.services.webhooks import EVENT_TYPES
 
-router = APIRouter(prefix=PATH, include_in_schema=False, route_class=PageRoute)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)  # mounted at PATH (api/app.py)
 
 INT_SETTINGS = (
     "default_confirmations",

@@ -22,10 +22,21 @@ async def newest_first(
 ) -> tuple[list[Any], bool]:
     """One page of `query` (already filtered to the caller's scope) ordered by `table.pk`
     descending, after the object whose public id is `starting_after` (looked up within `scope`)."""
-    if starting_after is not None:
-        cursor = (await conn.execute(select(table.c.pk).where(scope, table.c.id == starting_after))).scalar()
-        if cursor is None:
-            raise InvalidRequest(f"no {noun} {starting_after!r} to start after", param="starting_after")
+    cursor = await cursor_pk(conn, table, scope, starting_after, noun)
+    if cursor is not None:
         query = query.where(table.c.pk < cursor)
     rows = (await conn.execute(query.order_by(table.c.pk.desc()).limit(limit + 1))).all()
     return [r._mapping for r in rows[:limit]], len(rows) > limit
+
+
+async def cursor_pk(
+    conn: AsyncConnection, table: Table, scope: ColumnElement[bool], starting_after: str | None, noun: str
+) -> int | None:
+    """The key a page after `starting_after` starts below (None: from the newest); only an object
+    within `scope` can be a cursor."""
+    if starting_after is None:
+        return None
+    cursor = (await conn.execute(select(table.c.pk).where(scope, table.c.id == starting_after))).scalar()
+    if cursor is None:
+        raise InvalidRequest(f"no {noun} {starting_after!r} to start after", param="starting_after")
+    return int(cursor)
