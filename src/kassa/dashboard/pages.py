@@ -21,7 +21,6 @@ from kassa.runtime import Runtime
 from kassa.services.users import SignedIn
 from kassa.static_assets import AssetSet
 
-
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
@@ -46,6 +45,7 @@ env = _Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates ship in the package: no stat() of each file on every page
 )
 ASSETS = AssetSet("kassa.dashboard", ("dashboard.css", "dashboard.js"), PATH + "/static")
 env.globals["assets"] = ASSETS
