@@ -2,7 +2,7 @@
 # Install the system packages the tests need, from Debian, only when they are missing:
 # PostgreSQL (a private server per test run), Chromium (checkout page tests), monero (regtest
 # node and wallets), litecoind (Litecoin Core 0.21 regtest node for the Bitcoin-family rail),
-# wrk (benchmarks), nodejs and npm (the local Hardhat node of the EVM rail tests; its npm packages are
+# wrk (benchmarks), redis-server (the shared rate-limit storage), nodejs and npm (the local Hardhat node of the EVM rail tests; its npm packages are
 # installed by tests/support/hardhat_node.py), a CJK font (the Chinese and Japanese checkout screenshots).
 set -euo pipefail
 
@@ -13,6 +13,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v monerod >/dev/null 2>&1 && command -v monero-wallet-rpc >/dev/null 2>&1 || missing+=(monero)
 [ -x /usr/lib/litecoin/litecoind ] || missing+=(litecoind)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from kassa.config import ConfigError, load_settings
+from tests.support.redis_server import RedisServer
 from tests.support.server import KassaServer
 
 
@@ -88,3 +91,39 @@ def test_limits_are_checked_at_start() -> None:
     with pytest.raises(ConfigError, match="KASSA_RATE_LIMIT_STORAGE"):
         load_settings(rate_limit_storage="carrier-pigeon://loft", secret_key="k" * 40)
     assert load_settings(rate_limit_pages="", secret_key="k" * 40).rate_limit_pages == ""  # off
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_processes_on_one_redis_share_the_counts(
+    kassa: KassaServer, redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two API processes (as behind one proxy) count one key's orders together in Redis; with Redis
+    gone, orders pass uncounted and the operator is told, never refused or failed."""
+    shared = {"rate_limit_orders": "3/minute", "rate_limit_storage": redis.url}
+    a, b = kassa.sibling(**shared).start(), kassa.sibling(**shared).start()
+    try:
+        _, key = a.new_merchant()
+        with client(a, key) as on_a, client(b, key) as on_b:
+            order = {"amount": 5, "currency": "USD"}
+            codes = [on_a.post("/api/v1/orders", json=order).status_code for _ in range(2)]
+            codes += [on_b.post("/api/v1/orders", json=order).status_code for _ in range(2)]
+            assert codes == [201, 201, 201, 429]
+            assert on_a.post("/api/v1/orders", json=order).status_code == 429
+            redis.stop()
+            with caplog.at_level(logging.WARNING, logger="kassa.rate_limits"):
+                assert on_a.post("/api/v1/orders", json=order).status_code == 201
+                assert on_a.post("/api/v1/orders", json=order).status_code == 201
+            warnings = [r for r in caplog.records if r.name == "kassa.rate_limits"]
+            assert len(warnings) == 1 and "KASSA_RATE_LIMIT_STORAGE" in warnings[0].getMessage()
+            assert redis.url not in warnings[0].getMessage()
+    finally:
+        a.stop()
+        b.stop()
