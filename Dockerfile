@@ -17,7 +17,8 @@ RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/kassa --create
 WORKDIR /opt/kassa
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . && rm -rf /opt/kassa/src
+# With the Redis client: several containers behind one proxy can share their rate-limit counts.
+RUN pip install ".[redis]" && rm -rf /opt/kassa/src
 
 USER kassa
 WORKDIR /var/lib/kassa
