@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,15 @@ def limited(kassa: KassaServer) -> Iterator[KassaServer]:
         server.stop()
 
 
+def clear_of_window_edge(window: float = 60, margin: float = 5) -> None:
+    """Start a burst well inside one window. `limits`' sliding-window counter weighs the previous
+    epoch-aligned window in, rounding down, so a burst that crosses a window's edge may count one
+    request fewer than it sent (the 4th of a 3/minute burst let through; seen once in CI)."""
+    into = time.time() % window
+    if into > window - margin:
+        time.sleep(window - into + 0.05)
+
+
 def client(server: KassaServer, key: str | None = None, address: str = "198.51.100.1") -> httpx.Client:
     """As a client at `address`: the test server trusts X-Forwarded-For from loopback, as a deployment
     behind a proxy does with KASSA_FORWARDED_ALLOW_IPS."""
@@ -39,6 +49,7 @@ def test_order_creation_is_limited_per_key(limited: KassaServer) -> None:
     merchant_id, key = limited.new_merchant()
     with limited.admin() as admin:
         other = admin.post(f"/api/v1/merchants/{merchant_id}/keys", json={"scopes": ["orders:write"]}).json()
+    clear_of_window_edge()
     with client(limited, key) as api:
         made = [api.post("/api/v1/orders", json={"amount": 5, "currency": "USD"}) for _ in range(3)]
         assert [r.status_code for r in made] == [201, 201, 201]
@@ -61,6 +72,7 @@ def test_greenfield_invoices_share_the_limit_and_answer_in_its_shape(limited: Ka
     merchant_id, key = limited.new_merchant()
     with httpx.Client(base_url=limited.base_url, headers={"Authorization": f"token {key}"}) as shop:
         path = f"/api/v1/stores/{merchant_id}/invoices"
+        clear_of_window_edge()
         codes = [shop.post(path, json={"amount": "1.00", "currency": "USD"}).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         refused = shop.post(path, json={"amount": "1.00", "currency": "USD"})
@@ -73,6 +85,7 @@ def test_pages_and_polls_are_limited_per_address(limited: KassaServer) -> None:
     with client(limited, key, "198.51.100.50") as api:
         order = api.post("/api/v1/orders", json={"amount": 5, "currency": "USD"}).json()
     page, poll = f"/pay/{order['id']}", f"/pay/{order['id']}/status"
+    clear_of_window_edge()
     with client(limited, address="203.0.113.7") as customer:
         assert [customer.get(page).status_code for _ in range(4)] == [200] * 4
         refused = customer.get(page)
@@ -113,6 +126,7 @@ def test_processes_on_one_redis_share_the_counts(
         _, key = a.new_merchant()
         with client(a, key) as on_a, client(b, key) as on_b:
             order = {"amount": 5, "currency": "USD"}
+            clear_of_window_edge()
             codes = [on_a.post("/api/v1/orders", json=order).status_code for _ in range(2)]
             codes += [on_b.post("/api/v1/orders", json=order).status_code for _ in range(2)]
             assert codes == [201, 201, 201, 429]
