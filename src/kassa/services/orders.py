@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -389,19 +389,13 @@ class OrderService:
         *,
         limit: int,
         starting_after: str | None = None,
-        status: str | None = None,
-        created_gte: datetime | None = None,
-        created_lt: datetime | None = None,
-        merchant_order_id: str | None = None,
+        **filters: Unpack[ListFilters],
     ) -> tuple[list[dict[str, Any]], bool]:
-        filters = ListFilters(
-            status=status, created_gte=created_gte, created_lt=created_lt, merchant_order_id=merchant_order_id
-        )
         async with self.db.snapshot() as conn:
-            page, more = await _newest_orders(
+            rows, more = await _newest_orders(
                 conn, merchant_pk, limit, starting_after, filters, summary=False
             )
-            return await self._views(conn, page), more
+            return await self._views(conn, rows), more
 
     async def summaries(
         self,
@@ -409,19 +403,13 @@ class OrderService:
         *,
         limit: int,
         starting_after: str | None = None,
-        status: str | None = None,
-        created_gte: datetime | None = None,
-        created_lt: datetime | None = None,
-        merchant_order_id: str | None = None,
+        **filters: Unpack[ListFilters],
     ) -> tuple[list[dict[str, Any]], bool]:
         """`page`'s orders, filters and cursor, as one line each (the dashboard's list): the order's
         own columns only, in one query, without its quotes and payments."""
-        filters = ListFilters(
-            status=status, created_gte=created_gte, created_lt=created_lt, merchant_order_id=merchant_order_id
-        )
         async with self.db.read() as conn:
-            page, more = await _newest_orders(conn, merchant_pk, limit, starting_after, filters, summary=True)
-        return [order_summary(r) for r in page], more
+            rows, more = await _newest_orders(conn, merchant_pk, limit, starting_after, filters, summary=True)
+        return [order_summary(r) for r in rows], more
 
     async def _find(self, conn: AsyncConnection, merchant_pk: int, ref: str, lock: bool = False) -> Any:
         """By Kassa id, else by the merchant's own order id; never another merchant's order."""
@@ -955,7 +943,9 @@ async def _newest_orders(
     return [r._mapping for r in rows[:limit]], len(rows) > limit
 
 
-class ListFilters(TypedDict):
+class ListFilters(TypedDict, total=False):
+    """The filters of an order list; a filter left out or None does not filter."""
+
     status: str | None
     created_gte: datetime | None
     created_lt: datetime | None
