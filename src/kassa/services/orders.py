@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kassa.clock import Clock
 from kassa.db.database import Database, Tx
 from kassa.db.order_insert import OrderInserter, PendingOrder
-from kassa.db.pagination import cursor_pk
+from kassa.db.pagination import cursor_pk, page_of, paged
 from kassa.db.tables import orders, payments, quotes
 from kassa.domain.currencies import UnknownCurrency, get_currency
 from kassa.domain.ledger import payment_confirmed, payment_confirmed_key, payment_reversed
@@ -938,9 +938,7 @@ async def _newest_orders(
     cursor = await cursor_pk(conn, orders, orders.c.merchant_pk == merchant_pk, starting_after, "order")
     given = {name: value for name, value in filters.items() if value is not None}
     query = _list_query(frozenset(given), cursor is not None, summary)
-    params = {**given, "merchant_pk": merchant_pk, "cursor": cursor, "rows": limit + 1}
-    rows = (await conn.execute(query, params)).all()
-    return [r._mapping for r in rows[:limit]], len(rows) > limit
+    return await page_of(conn, query, {**given, "merchant_pk": merchant_pk}, cursor, limit)
 
 
 class ListFilters(TypedDict, total=False):
@@ -970,9 +968,7 @@ def _list_query(filters: frozenset[str], after_cursor: bool, summary: bool) -> S
     for name in sorted(filters):
         column, op = _FILTERS[name]
         query = query.where(op(orders.c[column], bindparam(name, type_=orders.c[column].type)))
-    if after_cursor:
-        query = query.where(orders.c.pk < bindparam("cursor"))
-    return query.order_by(orders.c.pk.desc()).limit(bindparam("rows"))
+    return paged(orders, query, after_cursor)
 
 
 def _methods(configs: list[RailConfig], requested: list[str] | None) -> list[tuple[MethodSpec, RailConfig]]:
