@@ -122,6 +122,18 @@ class Database:
         await self.engine.dispose()
 
 
+LOCK_CONFLICTS = frozenset({"40P01", "40001"})  # PostgreSQL: deadlock detected, serialization failure
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock (or a serialization conflict):
+    nothing was written, and running it again is the documented remedy."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    causes = (exc.orig, getattr(exc.orig, "__cause__", None))
+    return any(getattr(c, "sqlstate", None) in LOCK_CONFLICTS for c in causes)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

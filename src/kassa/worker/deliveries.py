@@ -18,14 +18,17 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Text, bindparam, cast, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from kassa.compat.greenfield.delivery import greenfield_message, retries_wanted
 from kassa.db.batching import Batcher
+from kassa.db.database import lock_conflict
 from kassa.db.tables import deliveries, delivery_attempts, events, merchants, webhook_endpoints
 from kassa.db.types import UTCDateTime
 from kassa.ids import new_id
@@ -39,8 +42,10 @@ from kassa.services.views import iso
 from kassa.worker import delivery_sql
 
 log = logging.getLogger("kassa.deliveries")
+T = TypeVar("T")
 
 CLAIM_WAIT = 0.02  # seconds a claim may wait for more free slots
+SETTLE_TRIES = 3  # a settle PostgreSQL aborts to break a deadlock is run again (db.database.lock_conflict)
 
 # Settles a batch with one executemany: every row names all the columns it sets.
 _SETTLE = update(deliveries).where(deliveries.c.pk == bindparam("b_pk")).values(leased_until=None, lease=None)
@@ -403,7 +408,7 @@ class DeliveryWorker:
             plain = [o for o in outcomes if not _tracks_endpoint(o)]
             if plain:
                 rows = [self._settle_row(o, now) for o in plain]
-                kept = await delivery_sql.settle(db, rows, now)
+                kept = await _retried(lambda: delivery_sql.settle(db, rows, now))
                 for o in plain:
                     if o.item["pk"] not in kept:
                         log.warning("delivery %s: lease lost before the answer was recorded", o.item["id"])
@@ -411,11 +416,26 @@ class DeliveryWorker:
             if not outcomes:
                 return results
         by_pk = sorted(outcomes, key=lambda o: o.item["pk"])  # one lock order for every batch
+        await _retried(lambda: self._settle_tracked(by_pk, now))
+        return results
+
+    async def _settle_tracked(self, by_pk: list[_Outcome], now: datetime) -> None:
+        """Answers that may change their endpoint, in one transaction. On PostgreSQL the endpoints
+        are locked first, in key order: two batches that fail (or disable) one endpoint then queue
+        on its row instead of each holding deliveries the other's disabling must update."""
+        db = self.runtime.db
         async with db.transaction() as tx:
             query = select(deliveries.c.pk, deliveries.c.lease).where(
                 deliveries.c.pk.in_([o.item["pk"] for o in by_pk])
             )
             if db.is_postgres:
+                endpoint_pks = sorted({o.item["endpoint_pk"] for o in by_pk})
+                await tx.conn.execute(
+                    select(webhook_endpoints.c.pk)
+                    .where(webhook_endpoints.c.pk.in_(endpoint_pks))
+                    .order_by(webhook_endpoints.c.pk)
+                    .with_for_update()
+                )
                 query = query.order_by(deliveries.c.pk).with_for_update()
             leases = {row.pk: row.lease for row in await tx.conn.execute(query)}
             # (a deleted endpoint takes its deliveries with it: those are gone, nothing to record)
@@ -445,7 +465,6 @@ class DeliveryWorker:
                 )
             for o in held:
                 await self._track_endpoint(tx, o, now)
-        return results
 
     def _settle_row(self, outcome: _Outcome, now: datetime) -> dict[str, Any]:
         return {
@@ -529,6 +548,20 @@ class DeliveryWorker:
                 merchant.email,
             )
             await queue_email(tx, endpoint["merchant_pk"], msg, None, now)
+
+
+async def _retried(run: Callable[[], Awaitable[T]]) -> T:
+    """`run()`, again when PostgreSQL aborted it to break a deadlock (nothing of it was written).
+    Without this a settle lost that way kept its lease until the lease ran out, and the order's later
+    deliveries waited behind it (seen in CI: a failing endpoint disabled by two batches at once)."""
+    for attempt in range(SETTLE_TRIES):
+        try:
+            return await run()
+        except DBAPIError as exc:
+            if not lock_conflict(exc) or attempt == SETTLE_TRIES - 1:
+                raise
+            log.info("delivery settle hit a lock conflict; trying again")
+    raise AssertionError("unreachable")
 
 
 def _hours(delta: timedelta) -> str:
